@@ -1,0 +1,1 @@
+"""Everything of the playground that can be tested without Streamlit."""

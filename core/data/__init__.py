@@ -1,0 +1,1 @@
+"""Data sets of the lessons, with their offline fallbacks."""

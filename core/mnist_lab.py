@@ -1,0 +1,197 @@
+"""The MNIST lab of Lesson 7: a run spec, its presets and validation, and the job runner."""
+from __future__ import annotations
+
+import functools
+import math
+import time
+from dataclasses import asdict, dataclass, fields, replace
+
+import torch
+
+from core.data.mnist import DigitTensors, denormalise, mnist_tensors
+from core.errors import UserError
+from core.models import REGISTRY, build
+from core.train import (CancelCheck, DeviceConfig, Learner, NaNGuard, OneCycle, Periodically,
+                        Reporter, TensorBatches, Validation)
+from core.viz import digit_grid_png
+
+KIND = "mnist"
+ARCHITECTURES = tuple(REGISTRY)
+OPTIMIZERS = ("sgd", "adam")
+SAMPLE_DIGITS = 24
+SAMPLE_EVERY_SECONDS = 3.0
+MAX_LR, MAX_EPOCHS, MAX_BATCH = 100.0, 50, 4096
+
+# The lesson's numbers: fit_one_cycle(3, max_lr=0.1) for the basic CNN, (10, 0.1) for the
+# conv_layer one and (12, 0.05) for the ResNet. "quick" is a one-epoch taste on 6,000 digits
+# (seconds on a laptop, for a live demo in class); "demo" finishes in under a minute on 2 cores.
+LECTURE = {"basic_cnn": (3, 0.1), "conv_layer_cnn": (10, 0.1), "resnet_cnn": (12, 0.05), "densenet_cnn": (12, 0.05)}
+PRESETS = ("quick", "demo", "lecture")
+
+
+@dataclass(frozen=True)
+class MnistSpec:
+    """Everything that defines an MNIST run; ``asdict`` of it is what the job manager stores."""
+
+    arch: str = "basic_cnn"
+    preset: str = "demo"
+    epochs: int = 3
+    max_lr: float = 0.1
+    batch_size: int = 128
+    optimizer: str = "sgd"  # SGD with momentum, or Adam (fastai's default, betas .9/.99)
+    n_train: int = 60_000  # digits of the 60,000 training ones to use
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def preset_spec(arch: str = "basic_cnn", preset: str = "demo") -> MnistSpec:
+    """The spec a preset stands for, for one architecture."""
+    if arch not in REGISTRY:
+        raise UserError("mnist.bad_arch", "Unknown architecture {arch}.", arch=arch)
+    if preset not in PRESETS:
+        raise UserError("mnist.bad_preset", "Unknown preset {preset}.", preset=preset)
+    epochs, lr = LECTURE[arch]
+    if preset == "quick":
+        return MnistSpec(arch, preset, epochs=1, max_lr=lr, n_train=6_000)
+    if preset == "demo":
+        return MnistSpec(arch, preset, epochs=min(epochs, 3), max_lr=lr)
+    return MnistSpec(arch, preset, epochs=epochs, max_lr=lr)
+
+
+def validate(spec: MnistSpec) -> MnistSpec:
+    """The spec itself, or a UserError that says what to change."""
+    preset_spec(spec.arch, spec.preset)
+    if not (isinstance(spec.max_lr, (int, float)) and math.isfinite(spec.max_lr) and spec.max_lr > 0):
+        raise UserError("mnist.lr_positive", "The learning rate must be a number above 0, such as 0.1 (got {lr}).", lr=spec.max_lr)
+    if spec.max_lr > MAX_LR:
+        raise UserError("mnist.lr_too_big", "A learning rate of {lr:g} is far too big: every run diverges. Use at most {max:g}; 0.1 is the lesson's.", lr=spec.max_lr, max=MAX_LR)
+    if not 1 <= spec.epochs <= MAX_EPOCHS:
+        raise UserError("mnist.epochs_range", "Epochs must be between 1 and {max} (got {epochs}).", epochs=spec.epochs, max=MAX_EPOCHS)
+    if not 1 <= spec.batch_size <= MAX_BATCH:
+        raise UserError("mnist.batch_range", "The batch size must be between 1 and {max} (got {batch}).", batch=spec.batch_size, max=MAX_BATCH)
+    if not 100 <= spec.n_train <= 60_000:
+        raise UserError("mnist.n_train_range", "Use between 100 and 60,000 training digits (got {n}).", n=spec.n_train)
+    if spec.optimizer not in OPTIMIZERS:
+        raise UserError("mnist.bad_optimizer", "Unknown optimizer {name}.", name=spec.optimizer)
+    return spec
+
+
+def spec_from_dict(values: dict) -> MnistSpec:
+    """A validated spec from a plain dict (a stored run, or a page's widgets)."""
+    known = {f.name for f in fields(MnistSpec)}
+    return validate(MnistSpec(**{k: v for k, v in values.items() if k in known}))
+
+
+def advice(spec: MnistSpec) -> list[tuple[str, str, dict]]:
+    """Things worth a warning that are still allowed: (i18n key, English, params)."""
+    notes = []
+    if spec.max_lr > 1:
+        notes.append(("mnist.lr_risky", "A learning rate above 1 will probably make the loss explode; "
+                      "try it to see the NaN guard stop the run.", {}))
+    return notes
+
+
+def steps_per_epoch(spec: MnistSpec) -> int:
+    return math.ceil(spec.n_train / spec.batch_size)
+
+
+@functools.lru_cache(maxsize=2)
+def cached_digits(train: bool) -> DigitTensors:
+    """Both splits stay in memory once read (47 MB + 8 MB of float32), shared by all runs."""
+    return mnist_tensors(train)
+
+
+def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.99))
+    return torch.optim.SGD(params, lr=lr, momentum=0.9)
+
+
+def run_mnist(spec_values: dict, context) -> None:
+    """The job runner: trains the spec's model and emits metrics, sample grids and a result."""
+    spec = spec_from_dict(spec_values)
+    device = DeviceConfig.auto()
+    torch.manual_seed(spec.seed)
+    train = cached_digits(True).subset(spec.n_train, seed=spec.seed)
+    valid = cached_digits(False)
+    if device.device.type == "cuda":  # GPU-resident data: no host-to-device copy per batch
+        train = DigitTensors(train.images.to(device.device), train.labels.to(device.device))
+    model = build(spec.arch)
+    learner = Learner(
+        model,
+        TensorBatches(train.images, train.labels, spec.batch_size, shuffle=True, seed=spec.seed),
+        TensorBatches(valid.images, valid.labels, 1000, shuffle=False),
+        make_optimizer(spec.optimizer, model.parameters(), spec.max_lr),
+        device=device,
+    )
+    validation = Validation(valid.images, valid.labels, every=max(1, steps_per_epoch(spec) // 10))
+    sample_images, sample_labels = valid.images[:SAMPLE_DIGITS], valid.labels[:SAMPLE_DIGITS].tolist()
+
+    def emit_samples(learner: Learner) -> None:
+        predicted = learner.predict(sample_images).argmax(dim=1).tolist()
+        png = digit_grid_png(denormalise(sample_images), sample_labels, predicted)
+        context.emit("samples", {"png": png, "step": learner.step})
+
+    learner.callbacks = sorted([
+        CancelCheck(context.cancelled), OneCycle(spec.max_lr), NaNGuard(), validation,
+        Periodically(SAMPLE_EVERY_SECONDS, emit_samples),
+        Reporter(lambda row: context.emit("metrics", row)),
+    ], key=lambda cb: cb.order)
+    emit_samples(learner)
+    started = time.perf_counter()
+    learner.fit(spec.epochs)
+    emit_samples(learner)
+    predicted = validation.last_predicted
+    confusion = torch.bincount(valid.labels * 10 + predicted, minlength=100).view(10, 10)
+    context.emit("result", {
+        "accuracy": (predicted == valid.labels).float().mean().item(),
+        "confusion": confusion.tolist(),
+        "seconds": time.perf_counter() - started,
+        "device": device.describe(),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    })
+
+
+def seconds_per_step(arch: str, batch_size: int = 128, repeats: int = 3) -> float:
+    """Measured, not guessed: the time of a training step on this machine's device."""
+    device = DeviceConfig.auto()
+    model = device.prepare_model(build(arch))
+    optimizer = make_optimizer("sgd", model.parameters(), 0.01)
+    images = device.prepare_images(torch.randn(batch_size, 1, 28, 28))
+    labels = torch.randint(0, 10, (batch_size,), device=device.device)
+
+    def step():
+        with device.autocast():
+            loss = torch.nn.functional.cross_entropy(model(images), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    step()  # the first step pays for allocations
+    if device.device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    if device.device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / repeats
+
+
+def warm_up() -> dict:
+    """Run once by each worker process: read MNIST into memory and time each architecture."""
+    cached_digits(True)
+    cached_digits(False)
+    return {"mnist_seconds_per_step": {arch: seconds_per_step(arch) for arch in ARCHITECTURES},
+            "device": DeviceConfig.auto().describe()}
+
+
+def estimate_seconds(spec: MnistSpec, seconds_per_step_at_128: dict[str, float]) -> float | None:
+    """Expected training time of the spec (step time scales about linearly with the batch),
+    plus about 10% for validation; None until the worker has measured its device."""
+    measured = seconds_per_step_at_128.get(spec.arch)
+    if measured is None:
+        return None
+    return 1.1 * measured * spec.batch_size / 128 * steps_per_epoch(spec) * spec.epochs

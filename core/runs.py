@@ -1,0 +1,132 @@
+"""The run store: every run's spec, state, metrics, result and last sample grid, in SQLite.
+
+Finished runs outlive the server; a run that was queued or running when the server
+stopped is marked ``interrupted`` the next time the store is opened.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+DEFAULT_PATH = Path(__file__).resolve().parents[1] / "data" / "runs.sqlite"
+ACTIVE_STATES = ("queued", "running")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, session TEXT, kind TEXT, spec TEXT, state TEXT,
+    message TEXT, created REAL, started REAL, finished REAL, result TEXT
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT, seq INTEGER, t REAL, data TEXT, PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE IF NOT EXISTS samples (
+    run_id TEXT PRIMARY KEY, seq INTEGER, t REAL, png BLOB, caption TEXT
+);
+"""
+RUN_COLUMNS = ("id", "session", "kind", "spec", "state", "message", "created", "started", "finished", "result")
+
+
+def store_path() -> Path:
+    """$PLAYGROUND_DB, or data/runs.sqlite in the repository."""
+    return Path(os.environ.get("PLAYGROUND_DB", DEFAULT_PATH))
+
+
+class RunStore:
+    """A thread-safe handle on the SQLite file; the job manager's worker and the pages share it."""
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path or store_path())
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+        self._mark_interrupted()
+
+    def _mark_interrupted(self) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "UPDATE runs SET state='interrupted', message=?, finished=? WHERE state IN (?, ?)",
+                (json.dumps({"key": "run.interrupted"}), time.time(), *ACTIVE_STATES),
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def add_run(self, run_id: str, session: str, kind: str, spec: dict, created: float) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT INTO runs (id, session, kind, spec, state, created) VALUES (?, ?, ?, ?, 'queued', ?)",
+                (run_id, session, kind, json.dumps(spec), created),
+            )
+
+    def set_state(self, run_id: str, state: str, message: dict | None = None, **times: float) -> None:
+        """Record a state change; ``times`` may set ``started`` and/or ``finished``."""
+        fields = {"state": state, "message": json.dumps(message) if message else None, **times}
+        assignments = ", ".join(f"{name}=?" for name in fields)
+        with self._lock, self._db:
+            self._db.execute(f"UPDATE runs SET {assignments} WHERE id=?", (*fields.values(), run_id))
+
+    def set_result(self, run_id: str, result: dict) -> None:
+        with self._lock, self._db:
+            self._db.execute("UPDATE runs SET result=? WHERE id=?", (json.dumps(result), run_id))
+
+    def add_metrics(self, run_id: str, rows: Iterable[tuple[int, float, dict]]) -> None:
+        """Append (seq, time, data) metric rows in one transaction."""
+        with self._lock, self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO metrics (run_id, seq, t, data) VALUES (?, ?, ?, ?)",
+                [(run_id, seq, t, json.dumps(data)) for seq, t, data in rows],
+            )
+
+    def save_sample(self, run_id: str, seq: int, t: float, png: bytes, caption: str = "") -> None:
+        """Keep the latest sample grid of a run (older ones are replaced)."""
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO samples (run_id, seq, t, png, caption) VALUES (?, ?, ?, ?, ?)",
+                (run_id, seq, t, png, caption),
+            )
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE id=?", (run_id,)
+            ).fetchone()
+        return _decode_run(row) if row else None
+
+    def list_runs(self, kind: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        """Runs, newest first."""
+        query = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
+        args: tuple = ()
+        if kind:
+            query, args = query + " WHERE kind=?", (kind,)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY created DESC LIMIT ?", (*args, limit)).fetchall()
+        return [_decode_run(row) for row in rows]
+
+    def metrics(self, run_id: str, after_seq: int = -1) -> list[tuple[int, float, dict]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, t, data FROM metrics WHERE run_id=? AND seq>? ORDER BY seq",
+                (run_id, after_seq),
+            ).fetchall()
+        return [(seq, t, json.loads(data)) for seq, t, data in rows]
+
+    def sample(self, run_id: str) -> tuple[int, float, bytes, str] | None:
+        with self._lock:
+            return self._db.execute(
+                "SELECT seq, t, png, caption FROM samples WHERE run_id=?", (run_id,)
+            ).fetchone()
+
+
+def _decode_run(row: tuple) -> dict[str, Any]:
+    run = dict(zip(RUN_COLUMNS, row))
+    for field in ("spec", "message", "result"):
+        run[field] = json.loads(run[field]) if run[field] else None
+    return run

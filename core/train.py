@@ -1,0 +1,295 @@
+"""The training loop: a short ``Learner.fit`` that calls named hooks on its callbacks.
+
+The fastai idea, kept small: metrics, the schedule, the NaN guard, cancellation and event
+emission are each a callback, so the loop itself stays readable. Device handling (AMP and
+channels_last on CUDA) lives in ``DeviceConfig`` and nowhere else.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.errors import RunCancelled, TrainingDiverged
+
+HOOKS = ("before_fit", "before_epoch", "before_batch", "after_batch", "after_epoch", "after_fit")
+
+
+# ----- devices ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeviceConfig:
+    """Where and how to compute: the one place that knows about AMP and channels_last."""
+
+    device: torch.device
+    amp_dtype: torch.dtype | None = None  # None: full float32
+    channels_last: bool = False
+
+    @classmethod
+    def auto(cls) -> "DeviceConfig":
+        """CUDA with float16 autocast and channels_last when a GPU is present; else the CPU."""
+        if torch.cuda.is_available():
+            return cls(torch.device("cuda"), amp_dtype=torch.float16, channels_last=True)
+        return cls(torch.device("cpu"))
+
+    def describe(self) -> str:
+        if self.device.type == "cuda":
+            return torch.cuda.get_device_name(self.device)
+        return "CPU"
+
+    def prepare_model(self, model: nn.Module) -> nn.Module:
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        return model.to(self.device, memory_format=memory_format)
+
+    def prepare_images(self, images: torch.Tensor) -> torch.Tensor:
+        images = images.to(self.device, non_blocking=True)
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """Loss scaling, because float16 gradients underflow (Lesson 13); a no-op otherwise."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+
+
+# ----- data ------------------------------------------------------------------------------
+class TensorBatches:
+    """Mini-batches cut from tensors already in memory (on the GPU when training there).
+
+    A DataLoader over a TensorDataset indexes and collates item by item; for MNIST held as
+    one tensor, slicing a shuffled index is an order of magnitude faster.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
+                 shuffle: bool, seed: int = 0):
+        self.images, self.labels = images, labels
+        self.batch_size, self.shuffle = batch_size, shuffle
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.labels) / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.labels)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        order = order.to(self.images.device)
+        for start in range(0, n, self.batch_size):
+            index = order[start:start + self.batch_size]
+            yield self.images[index], self.labels[index]
+
+
+# ----- the loop --------------------------------------------------------------------------
+class Callback:
+    """Override any of the hook names in ``HOOKS``; each receives the learner."""
+
+    order = 0
+
+
+class Learner:
+    """Model + data + optimizer + callbacks. ``fit`` is the whole training loop."""
+
+    def __init__(self, model: nn.Module, train: TensorBatches, valid: TensorBatches,
+                 optimizer: torch.optim.Optimizer, callbacks: Sequence[Callback] = (),
+                 device: DeviceConfig | None = None,
+                 loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy):
+        self.device = device or DeviceConfig.auto()
+        self.model = self.device.prepare_model(model)
+        self.train_data, self.valid_data = train, valid
+        self.optimizer, self.loss_fn = optimizer, loss_fn
+        self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
+        self.scaler = self.device.grad_scaler()
+        self.epoch = self.step = self.total_steps = 0
+        self.loss = float("nan")
+        self.metrics: dict[str, float] = {}  # what callbacks computed for the current step
+
+    def __call__(self, hook: str) -> None:
+        for callback in self.callbacks:
+            method = getattr(callback, hook, None)
+            if method is not None:
+                method(self)
+
+    def fit(self, epochs: int) -> None:
+        self.total_steps = epochs * len(self.train_data)
+        self("before_fit")
+        try:
+            for self.epoch in range(epochs):
+                self.model.train()
+                self("before_epoch")
+                for images, labels in self.train_data:
+                    self.one_batch(images, labels)
+                self("after_epoch")
+        finally:
+            self("after_fit")
+
+    def one_batch(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.metrics = {}
+        self("before_batch")
+        images, labels = self.device.prepare_images(images), labels.to(self.device.device)
+        with self.device.autocast():
+            loss = self.loss_fn(self.model(images), labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.loss = loss.item()
+        self.step += 1
+        self("after_batch")
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        """Logits for ``images`` in eval mode (BatchNorm uses its running statistics)."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            chunks = []
+            for start in range(0, len(images), batch_size):
+                batch = self.device.prepare_images(images[start:start + batch_size])
+                with self.device.autocast():
+                    chunks.append(self.model(batch).float().cpu())
+            return torch.cat(chunks)
+        finally:
+            self.model.train(was_training)
+
+    def validate(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float, torch.Tensor]:
+        """(loss, accuracy, predicted labels) on the given digits."""
+        logits = self.predict(images)
+        labels = labels.cpu()
+        loss = F.cross_entropy(logits, labels).item()
+        predicted = logits.argmax(dim=1)
+        return loss, (predicted == labels).float().mean().item(), predicted
+
+
+# ----- callbacks -------------------------------------------------------------------------
+class OneCycle(Callback):
+    """torch's OneCycleLR (its defaults are fastai v1's fit_one_cycle: 30% warm-up, moms .95/.85).
+
+    Records the learning rate and momentum the optimizer *actually* used for each step.
+    """
+
+    order = -10
+
+    def __init__(self, max_lr: float):
+        self.max_lr = max_lr
+
+    def before_fit(self, learner: Learner) -> None:
+        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            learner.optimizer, max_lr=self.max_lr, total_steps=learner.total_steps
+        )
+
+    def before_batch(self, learner: Learner) -> None:
+        group = learner.optimizer.param_groups[0]
+        momentum = group.get("momentum", group.get("betas", (None,))[0])
+        learner.metrics.update(lr=group["lr"], momentum=momentum)
+
+    def after_batch(self, learner: Learner) -> None:
+        if learner.step < learner.total_steps:  # OneCycleLR refuses a step past its end
+            self.scheduler.step()
+
+
+class CancelCheck(Callback):
+    """Stops the run at the start of the next step once ``is_cancelled()`` says so."""
+
+    order = -20
+
+    def __init__(self, is_cancelled: Callable[[], bool]):
+        self.is_cancelled = is_cancelled
+
+    def before_batch(self, learner: Learner) -> None:
+        if self.is_cancelled():
+            raise RunCancelled()
+
+
+class NaNGuard(Callback):
+    """Stops a run whose loss is NaN/infinite or has grown far past where it started."""
+
+    order = -5
+
+    def __init__(self, explode_factor: float = 20.0):
+        self.explode_factor = explode_factor
+
+    def before_fit(self, learner: Learner) -> None:
+        self.first_loss = None
+
+    def after_batch(self, learner: Learner) -> None:
+        loss = learner.loss
+        if self.first_loss is None and math.isfinite(loss):
+            self.first_loss = max(loss, 1e-3)
+        exploded = self.first_loss is not None and loss > self.explode_factor * self.first_loss
+        if math.isfinite(loss) and not exploded:
+            return
+        lr = learner.metrics.get("lr", learner.optimizer.param_groups[0]["lr"])
+        raise TrainingDiverged(
+            "train.diverged",
+            "The loss {what} at step {step} (learning rate {lr:.3g}). The steps are too big: "
+            "try a learning rate about 10 times smaller, such as {suggestion:.3g}.",
+            what="became NaN" if math.isnan(loss) else "exploded",
+            step=learner.step, lr=lr, suggestion=lr / 10,
+        )
+
+
+class Validation(Callback):
+    """Validation loss and accuracy: on all digits at each epoch's end, on a subset every ``every`` steps."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, every: int, subset: int = 1000):
+        self.images, self.labels = images, labels
+        self.every, self.subset = every, subset
+        self.last_predicted: torch.Tensor | None = None
+
+    def after_batch(self, learner: Learner) -> None:
+        if learner.step % len(learner.train_data) == 0:
+            loss, accuracy, self.last_predicted = learner.validate(self.images, self.labels)
+            learner.metrics.update(valid_loss=loss, accuracy=accuracy, valid_on=len(self.labels))
+        elif learner.step % self.every == 0:
+            n = min(self.subset, len(self.labels))
+            loss, accuracy, _ = learner.validate(self.images[:n], self.labels[:n])
+            learner.metrics.update(valid_loss=loss, accuracy=accuracy, valid_on=n)
+
+
+class Reporter(Callback):
+    """Hands each step's numbers, with progress and an ETA, to ``report`` (after the others ran)."""
+
+    order = 100
+
+    def __init__(self, report: Callable[[dict], None]):
+        self.report = report
+
+    def before_fit(self, learner: Learner) -> None:
+        self.start = time.perf_counter()
+
+    def after_batch(self, learner: Learner) -> None:
+        elapsed = time.perf_counter() - self.start
+        remaining = learner.total_steps - learner.step
+        self.report({
+            "step": learner.step,
+            "epoch": learner.step / len(learner.train_data),
+            "train_loss": learner.loss,
+            "elapsed": elapsed,
+            "eta": elapsed / learner.step * remaining,
+            "total_steps": learner.total_steps,
+            **learner.metrics,
+        })
+
+
+class Periodically(Callback):
+    """Calls ``action(learner)`` after a step when ``seconds`` have passed since the last call."""
+
+    order = 90
+
+    def __init__(self, seconds: float, action: Callable[[Learner], None]):
+        self.seconds, self.action = seconds, action
+
+    def before_fit(self, learner: Learner) -> None:
+        self.last = time.perf_counter()
+
+    def after_batch(self, learner: Learner) -> None:
+        if time.perf_counter() - self.last >= self.seconds:
+            self.action(learner)
+            self.last = time.perf_counter()

@@ -1,0 +1,94 @@
+"""Figures (plotly) and image grids (torchvision's make_grid), built from plain data."""
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+import torch
+from PIL import Image, ImageDraw, ImageFont
+from plotly.subplots import make_subplots
+from torchvision.utils import make_grid
+
+RIGHT, WRONG = (46, 160, 67), (218, 54, 51)  # green and red frames around each digit
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
+
+
+def digit_grid_png(images: torch.Tensor, labels: Sequence[int], predicted: Sequence[int],
+                   per_row: int = 8, scale: int = 3) -> bytes:
+    """A PNG of digits (N, 1, H, W) in [0, 1], each framed green (right) or red (wrong)
+    and captioned with its predicted label, and the true one where the model was wrong."""
+    framed = []
+    for image, truth, guess in zip(images, labels, predicted):
+        colour = torch.tensor(RIGHT if truth == guess else WRONG, dtype=torch.float32).view(3, 1, 1) / 255
+        rgb = image.expand(3, -1, -1)
+        frame = colour.expand(3, rgb.shape[1] + 4, rgb.shape[2] + 4).clone()
+        frame[:, 2:-2, 2:-2] = rgb
+        framed.append(frame)
+    grid = make_grid(framed, nrow=per_row, padding=14, pad_value=1.0)
+    picture = Image.fromarray(grid.mul(255).byte().permute(1, 2, 0).numpy())
+    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    _caption_cells(picture, labels, predicted, per_row, cell=(images.shape[-1] + 4 + 14) * scale, scale=scale)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _caption_cells(picture: Image.Image, labels, predicted, per_row: int, cell: int, scale: int) -> None:
+    draw = ImageDraw.Draw(picture)
+    font = ImageFont.load_default(size=11 * scale // 2)
+    for i, (truth, guess) in enumerate(zip(labels, predicted)):
+        x = (i % per_row) * cell + 14 * scale
+        y = (i // per_row + 1) * cell + 1
+        text = f"{guess}" if truth == guess else f"{guess} (true {truth})"
+        draw.text((x, y), text, fill=RIGHT if truth == guess else WRONG, font=font, anchor="lb")
+
+
+def training_figure(runs: Sequence[tuple[str, pd.DataFrame]], labels: dict[str, str]) -> go.Figure:
+    """Loss, validation accuracy, learning rate and momentum against iterations, one colour per run.
+
+    Each DataFrame has one row per step: step, train_loss, lr, momentum and, on the steps
+    where validation ran, valid_loss and accuracy. ``labels`` holds the translated titles.
+    """
+    figure = make_subplots(
+        rows=2, cols=2, shared_xaxes=True, vertical_spacing=0.12, horizontal_spacing=0.1,
+        subplot_titles=(labels["loss"], labels["accuracy"], labels["lr"], labels["momentum"]),
+    )
+    for i, (name, frame) in enumerate(runs):
+        colour = PALETTE[i % len(PALETTE)]
+        valid = frame.dropna(subset=["accuracy"]) if "accuracy" in frame else frame.iloc[0:0]
+        traces = [
+            (1, 1, frame["step"], frame["train_loss"], f"{name} · {labels['train']}", dict(width=1)),
+            (1, 1, valid["step"], valid.get("valid_loss"), f"{name} · {labels['valid']}", dict(width=2, dash="dot")),
+            (1, 2, valid["step"], valid.get("accuracy", pd.Series(dtype=float)) * 100, name, dict(width=2)),
+            (2, 1, frame["step"], frame["lr"], name, dict(width=2)),
+            (2, 2, frame["step"], frame["momentum"], name, dict(width=2)),
+        ]
+        for row, col, x, y, trace_name, line in traces:
+            figure.add_trace(
+                go.Scatter(x=x, y=y, name=trace_name, mode="lines+markers" if line.get("dash") or (row, col) == (1, 2) else "lines",
+                           line=dict(color=colour, **line), marker=dict(size=4),
+                           legendgroup=name, showlegend=(row, col) == (1, 1)),
+                row=row, col=col,
+            )
+    for row, col, title in ((1, 1, labels["loss_axis"]), (1, 2, labels["accuracy_axis"]),
+                            (2, 1, labels["lr_axis"]), (2, 2, labels["momentum_axis"])):
+        figure.update_yaxes(title_text=title, row=row, col=col)
+        figure.update_xaxes(title_text=labels["iteration"], row=row, col=col, showticklabels=True)
+    figure.update_layout(height=620, margin=dict(l=10, r=10, t=40, b=10),
+                         legend=dict(orientation="h", yanchor="bottom", y=-0.22, x=0))
+    return figure
+
+
+def confusion_figure(matrix: Sequence[Sequence[int]], labels: dict[str, str]) -> go.Figure:
+    """A 10x10 heatmap: rows the true digit, columns the predicted one, counts written in."""
+    digits = [str(d) for d in range(len(matrix))]
+    figure = go.Figure(go.Heatmap(
+        z=matrix, x=digits, y=digits, colorscale="Blues", text=matrix, texttemplate="%{text}",
+        hovertemplate=labels["hover"], showscale=False,
+    ))
+    figure.update_xaxes(title_text=labels["predicted"], side="bottom", type="category")
+    figure.update_yaxes(title_text=labels["actual"], autorange="reversed", type="category")
+    figure.update_layout(height=460, margin=dict(l=10, r=10, t=30, b=10))
+    return figure
