@@ -8,22 +8,26 @@ ever touches Streamlit.
 """
 from __future__ import annotations
 
-import importlib
+import json
 import logging
-import multiprocessing
-import queue
+import os
+import socket
+import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from core.errors import RunCancelled, UserError
 from core.runs import RunStore
 
 log = logging.getLogger(__name__)
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 QUEUED, RUNNING, FINISHED, FAILED, CANCELLED, INTERRUPTED = (
     "queued", "running", "finished", "failed", "cancelled", "interrupted",
@@ -59,14 +63,22 @@ class Job:
 class RunContext:
     """What a runner sees of its job, inside the worker process: emit events, check for Cancel."""
 
-    def __init__(self, run_id: str, outbox, cancel_flag):
-        self.run_id, self._outbox, self._cancel_flag = run_id, outbox, cancel_flag
+    def __init__(self, run_id: str, connection: Connection):
+        self.run_id, self._connection = run_id, connection
+        self._cancelled = False
+        self.stop_requested = False
 
     def cancelled(self) -> bool:
-        return self._cancel_flag.is_set()
+        """True once the page asked to cancel (checked every training step: a cheap poll)."""
+        while not self._cancelled and self._connection.poll():
+            message = self._connection.recv()
+            if message[0] == "stop" or (message[0] == "cancel" and message[1] == self.run_id):
+                self._cancelled = True
+                self.stop_requested = message[0] == "stop"
+        return self._cancelled
 
     def emit(self, kind: str, data: dict) -> None:
-        self._outbox.put(("event", self.run_id, kind, data, time.time()))
+        self._connection.send(("event", self.run_id, kind, data, time.time()))
 
 
 Runner = Callable[[dict, RunContext], None]
@@ -195,8 +207,9 @@ class JobManager:
                 if running is None and (job := self._take_next()) is not None:
                     running = _RunningJob(job, self.store)
                     worker.start_job(job)
-                if running is not None and running.job.cancel_requested.is_set():
-                    worker.cancel_flag.set()
+                if running is not None and running.job.cancel_requested.is_set() and not running.cancel_sent:
+                    worker.cancel(running.job.id)
+                    running.cancel_sent = True
                 message = worker.receive(timeout=0.2)
                 if message is not None:
                     running = self._handle(message, running)
@@ -274,6 +287,7 @@ class _RunningJob:
     def __init__(self, job: Job, store: RunStore):
         self.job, self.store = job, store
         self.pending: list[tuple[int, float, dict]] = []
+        self.cancel_sent = False
         self.last_flush = time.monotonic()
 
     def record(self, event: Event) -> None:
@@ -294,79 +308,51 @@ class _RunningJob:
 
 
 class _WorkerProcess:
-    """A spawned child process that runs jobs in its main thread and reports through a queue."""
+    """A child Python process (``python -m core.worker``) that runs jobs in its main thread.
+
+    It talks over a private socket pair. Not multiprocessing's spawn: spawn re-imports the
+    parent's ``__main__``, which under Streamlit is the app script itself.
+    """
 
     def __init__(self, runners: Mapping[str, str], device: str):
-        context = multiprocessing.get_context("spawn")  # never fork a process that has threads
-        self.inbox, self.outbox = context.Queue(), context.Queue()
-        self.cancel_flag = context.Event()
-        self.process = context.Process(
-            target=_worker_main, args=(dict(runners), self.inbox, self.outbox, self.cancel_flag),
-            name=f"playground-worker-{device}", daemon=True,
+        parent_end, child_end = socket.socketpair()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "core.worker", str(child_end.fileno()), json.dumps(dict(runners))],
+            pass_fds=[child_end.fileno()], cwd=REPO_ROOT,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))},
         )
-        self.process.start()
+        child_end.close()
+        self.connection = Connection(parent_end.detach())
+        self.device = device
 
     def start_job(self, job: Job) -> None:
-        self.cancel_flag.clear()
-        self.inbox.put((job.id, job.kind, job.spec))
+        self.connection.send(("run", job.id, job.kind, job.spec))
+
+    def cancel(self, run_id: str) -> None:
+        self._send(("cancel", run_id))
 
     def receive(self, timeout: float) -> tuple | None:
         try:
-            return self.outbox.get(timeout=timeout)
-        except queue.Empty:
-            return None
+            if self.connection.poll(timeout):
+                return self.connection.recv()
+        except (EOFError, OSError):
+            time.sleep(timeout)  # the child is gone; alive() says so
+        return None
 
     def alive(self) -> bool:
-        return self.process.is_alive()
+        return self.process.poll() is None
 
     def stop(self) -> None:
-        self.cancel_flag.set()
-        if self.process.is_alive():
-            self.inbox.put(None)
-            self.process.join(5)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(5)
+        self._send(("stop",))
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+        self.connection.close()
 
-
-def _worker_main(runners: dict[str, str], inbox, outbox, cancel_flag) -> None:
-    """The worker process: import the runners, warm them up, then run each job it is sent."""
-    resolved = {kind: _resolve(path) for kind, path in runners.items()}
-    for module in {sys.modules[function.__module__] for function in resolved.values()}:
-        warm_up = getattr(module, "warm_up", None)
-        if warm_up is not None:
-            outbox.put(("info", warm_up()))
-    while (task := inbox.get()) is not None:
-        run_id, kind, spec = task
-        state, message = _run_one(resolved[kind], spec, RunContext(run_id, outbox, cancel_flag))
-        outbox.put(("done", run_id, state, message))
-
-
-def _run_one(runner: Runner, spec: dict, context: RunContext) -> tuple[str, dict | None]:
-    try:
-        runner(spec, context)
-        return FINISHED, None
-    except RunCancelled:
-        return CANCELLED, None
-    except UserError as error:
-        return FAILED, {"key": error.key, "params": error.params, "text": str(error)}
-    except MemoryError:
-        return FAILED, {"key": "run.out_of_memory", "params": {}, "text": "Out of memory."}
-    except Exception as error:  # a bug in a runner must not kill the worker
-        log.exception("run %s failed", context.run_id)
-        text = f"{type(error).__name__}: {error}".splitlines()[0][:300]
-        return FAILED, {"key": "run.crashed", "params": {"error": text}, "text": text}
-    finally:
-        _release_device_memory()
-
-
-def _resolve(path: str) -> Runner:
-    module_name, function_name = path.split(":")
-    return getattr(importlib.import_module(module_name), function_name)
-
-
-def _release_device_memory() -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    def _send(self, message: tuple) -> None:
+        try:
+            self.connection.send(message)
+        except OSError:
+            pass  # a dead child cannot be told anything; _serve_device notices it is gone

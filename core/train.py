@@ -226,11 +226,12 @@ class NaNGuard(Callback):
         if math.isfinite(loss) and not exploded:
             return
         lr = learner.metrics.get("lr", learner.optimizer.param_groups[0]["lr"])
+        if math.isnan(loss):
+            key, english = "train.diverged_nan", "The loss became NaN at step {step} (learning rate {lr:.3g})."
+        else:
+            key, english = "train.diverged_exploded", "The loss exploded at step {step} (learning rate {lr:.3g})."
         raise TrainingDiverged(
-            "train.diverged",
-            "The loss {what} at step {step} (learning rate {lr:.3g}). The steps are too big: "
-            "try a learning rate about 10 times smaller, such as {suggestion:.3g}.",
-            what="became NaN" if math.isnan(loss) else "exploded",
+            key, english + " The steps are too big: try a learning rate about 10 times smaller, such as {suggestion:.3g}.",
             step=learner.step, lr=lr, suggestion=lr / 10,
         )
 

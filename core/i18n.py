@@ -1,0 +1,33 @@
+"""Every string a user reads, in English and 简体中文, looked up by key."""
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+LOCALES = Path(__file__).with_name("locales")
+LANGUAGES = {"en": "English", "zh": "简体中文"}
+DEFAULT_LANGUAGE = "en"
+
+
+@functools.cache
+def strings(language: str) -> dict[str, str]:
+    return json.loads((LOCALES / f"{language}.json").read_text(encoding="utf-8"))
+
+
+def t(key: str, language: str = DEFAULT_LANGUAGE, **params) -> str:
+    """The text for ``key`` in ``language`` (English when missing there), formatted with params."""
+    text = strings(language).get(key) or strings(DEFAULT_LANGUAGE).get(key)
+    if text is None:
+        raise KeyError(f"No text for {key!r}")
+    return text.format(**params) if params else text
+
+
+def t_message(message: dict | None, language: str) -> str:
+    """A stored message ({"key", "params", "text"}) in the reader's language."""
+    if not message:
+        return ""
+    try:
+        return t(message["key"], language, **message.get("params", {}))
+    except (KeyError, IndexError, ValueError):
+        return message.get("text", "")

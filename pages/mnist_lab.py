@@ -1,0 +1,236 @@
+"""MNIST lab (Part 1, Lesson 7): a CNN from scratch, trained live."""
+import pandas as pd
+import streamlit as st
+
+from core import mnist_lab as lab
+from core.controls import Control, read_query
+from core.errors import UserError
+from core.i18n import t_message
+from core.models import build
+from core.run_view import RunView
+from core.snippets import mnist_snippet
+from core.summary import layer_table
+from core.viz import confusion_figure, training_figure
+from ui.common import job_manager, language, mirror_to_link, session_id, show_user_error, tr
+
+CONTROLS = (
+    Control("arch", "basic_cnn", lab.ARCHITECTURES),
+    Control("preset", "demo", lab.PRESETS),
+    Control("epochs", 3, accept=lambda v: 1 <= v <= lab.MAX_EPOCHS),
+    Control("lr", 0.1, accept=lambda v: 0 < v <= lab.MAX_LR),
+    Control("bs", 128, accept=lambda v: 1 <= v <= lab.MAX_BATCH),
+    Control("opt", "sgd", lab.OPTIMIZERS),
+    Control("n_train", 60_000, accept=lambda v: 100 <= v <= 60_000),
+    Control("seed", 0, accept=lambda v: 0 <= v < 2**31),
+    Control("run", ""),
+)
+manager = job_manager()
+
+
+def load_link_settings() -> None:
+    """On a page's first run, settings come from the link (bad ones are named, then ignored)."""
+    if st.session_state.get("mnist_loaded"):
+        return
+    values, ignored = read_query(CONTROLS, st.query_params)
+    for name, value in values.items():
+        st.session_state[f"mnist_{name}"] = str(value) if name == "lr" else value
+    st.session_state.mnist_run_id = values["run"] or None
+    st.session_state.mnist_ignored = ignored
+    st.session_state.mnist_loaded = True
+
+
+def apply_preset() -> None:
+    spec = lab.preset_spec(st.session_state.mnist_arch, st.session_state.mnist_preset)
+    st.session_state.mnist_epochs = spec.epochs
+    st.session_state.mnist_lr = f"{spec.max_lr:g}"
+    st.session_state.mnist_n_train = spec.n_train
+
+
+def spec_from_widgets() -> lab.MnistSpec:
+    """The run spec the widgets describe; UserError for nonsense."""
+    try:
+        lr = float(str(st.session_state.mnist_lr).strip())
+    except ValueError:
+        raise UserError("mnist.lr_not_number", "Type the learning rate as a number, such as 0.1 or 3e-3.") from None
+    return lab.validate(lab.MnistSpec(
+        arch=st.session_state.mnist_arch, preset=st.session_state.mnist_preset,
+        epochs=int(st.session_state.mnist_epochs), max_lr=lr, batch_size=int(st.session_state.mnist_bs),
+        optimizer=st.session_state.mnist_opt, n_train=int(st.session_state.mnist_n_train),
+        seed=int(st.session_state.mnist_seed),
+    ))
+
+
+def run_view(run_id: str) -> RunView:
+    views = st.session_state.setdefault("mnist_views", {})
+    if run_id not in views:
+        views[run_id] = RunView(run_id)
+    return views[run_id].refresh(manager)
+
+
+def figure_labels() -> dict:
+    keys = ("loss", "accuracy", "lr", "momentum", "loss_axis", "accuracy_axis", "lr_axis",
+            "momentum_axis", "iteration", "train", "valid")
+    return {key: tr(f"chart.{key}") for key in keys}
+
+
+def run_label(run: dict) -> str:
+    spec = run["spec"] or {}
+    return f"{run['id'][:6]} · {tr('arch.' + spec.get('arch', 'basic_cnn'))} · lr {spec.get('max_lr', 0):g}"
+
+
+load_link_settings()
+st.title(tr("mnist.title"))
+st.write(tr("mnist.intro"))
+for name in st.session_state.pop("mnist_ignored", []):
+    st.warning(tr("link.ignored", name=name), icon="🔗")
+
+settings, table = st.columns([1, 1.25], gap="large")
+with settings:
+    st.selectbox(tr("mnist.arch"), lab.ARCHITECTURES, key="mnist_arch",
+                 format_func=lambda a: tr(f"arch.{a}"), on_change=apply_preset)
+    st.radio(tr("mnist.preset"), lab.PRESETS, key="mnist_preset", horizontal=True,
+             format_func=lambda p: tr(f"preset.{p}"), on_change=apply_preset,
+             help=tr("mnist.preset_help"))
+    left, right = st.columns(2)
+    left.number_input(tr("mnist.epochs"), step=1, key="mnist_epochs")
+    right.text_input(tr("mnist.lr"), key="mnist_lr", help=tr("mnist.lr_help"))
+    with st.expander(tr("mnist.more")):
+        st.selectbox(tr("mnist.optimizer"), lab.OPTIMIZERS, key="mnist_opt", format_func=lambda o: tr(f"opt.{o}"))
+        st.number_input(tr("mnist.batch"), step=32, key="mnist_bs")
+        st.number_input(tr("mnist.n_train"), step=1000, key="mnist_n_train")
+        st.number_input(tr("mnist.seed"), step=1, key="mnist_seed")
+
+    spec, spec_error = None, None
+    try:
+        spec = spec_from_widgets()
+    except UserError as error:
+        spec_error = error
+    if spec_error:
+        show_user_error(spec_error)
+    else:
+        for key, _english, params in lab.advice(spec):
+            st.warning(tr(key, **params), icon="⚠️")
+        seconds = lab.estimate_seconds(spec, manager.info.get("mnist_seconds_per_step", {}))
+        st.caption(tr("mnist.estimate", seconds=seconds, device=manager.info.get("device", "CPU"))
+                   if seconds is not None else tr("device.measuring"))
+
+    current = st.session_state.get("mnist_run_id")
+    current_view = run_view(current) if current else None
+    busy = current_view is not None and current_view.active
+    train_col, cancel_col = st.columns(2)
+    if train_col.button(tr("mnist.train"), type="primary", disabled=spec is None or busy, width="stretch"):
+        try:
+            st.session_state.mnist_run_id = manager.submit(lab.KIND, spec.to_dict(), session_id())
+            st.rerun()
+        except UserError as error:
+            show_user_error(error)
+    if cancel_col.button(tr("mnist.cancel"), disabled=not busy, width="stretch"):
+        manager.cancel(current)
+        st.toast(tr("mnist.cancel_sent"))
+
+with table:
+    arch = st.session_state.mnist_arch
+    layers = layer_table(build(arch))
+    st.markdown(f"**{tr('mnist.layers', arch=tr('arch.' + arch))}**")
+    st.dataframe(
+        layers.rename(columns={"layer": tr("table.layer"), "output shape": tr("table.shape"),
+                               "parameters": tr("table.params")}),
+        hide_index=True, height=300, width="stretch",
+    )
+    st.caption(tr("mnist.param_total", total=int(layers["parameters"].sum())))
+
+mirror_to_link(CONTROLS, {
+    "arch": st.session_state.mnist_arch, "preset": st.session_state.mnist_preset,
+    "epochs": st.session_state.mnist_epochs, "lr": spec.max_lr if spec else 0.1,
+    "bs": st.session_state.mnist_bs, "opt": st.session_state.mnist_opt,
+    "n_train": st.session_state.mnist_n_train, "seed": st.session_state.mnist_seed,
+    "run": st.session_state.get("mnist_run_id") or "",
+})
+
+st.divider()
+past_runs = [run for run in manager.store.list_runs(kind=lab.KIND) if run["id"] != current]
+compare_ids = st.multiselect(
+    tr("mnist.compare"), [run["id"] for run in past_runs if run["state"] == "finished"],
+    format_func=lambda rid: next(run_label(r) for r in past_runs if r["id"] == rid),
+    key="mnist_compare", placeholder=tr("mnist.compare_placeholder"),
+)
+
+
+@st.fragment(run_every=0.5 if busy else None)
+def live_panel() -> None:
+    run_id = st.session_state.get("mnist_run_id")
+    if not run_id:
+        st.info(tr("mnist.press_train"), icon="👆")
+        return
+    view = run_view(run_id)
+    status = manager.status(run_id)
+    if status is None:
+        st.warning(tr("mnist.unknown_run", run=run_id))
+        return
+    state = view.state or status["state"]
+    latest = view.latest
+    if state == "queued":
+        st.info(tr("state.queued_at", position=status.get("queue_position") or 1), icon="⏳")
+    elif state == "running" and latest:
+        done = latest["step"] / latest["total_steps"]
+        st.progress(done, text=tr("mnist.progress", step=latest["step"], total=latest["total_steps"],
+                                  epoch=latest["epoch"], eta=latest["eta"]))
+    elif state == "running":
+        st.info(tr("state.starting"), icon="⏳")
+    elif state == "finished" and view.result:
+        st.success(tr("mnist.finished", accuracy=view.result["accuracy"] * 100,
+                      seconds=view.result["seconds"], device=view.result["device"]), icon="✅")
+    elif state == "failed":
+        st.error(t_message(view.message or status.get("message"), language()), icon="💥")
+    else:
+        st.warning(tr(f"state.{state}"), icon="⏹️")
+    st.caption(tr("mnist.run_caption", run=run_id, state=tr(f"state.{state}"), points=len(view.rows)),
+               help=tr("mnist.run_caption_help"))
+
+    runs = [(tr("mnist.this_run"), view.frame())]
+    runs += [(run_label(manager.status(rid) or {"id": rid, "spec": {}}), run_view(rid).frame()) for rid in compare_ids]
+    chart, samples = st.columns([2.2, 1], gap="medium")
+    with chart:
+        st.plotly_chart(training_figure(runs, figure_labels()), width="stretch", key="mnist_chart")
+        st.caption(tr("mnist.chart_caption"))
+    with samples:
+        st.markdown(f"**{tr('mnist.samples')}**")
+        if view.sample_png:
+            st.image(view.sample_png, width="stretch")
+        st.caption(tr("mnist.samples_caption"))
+    if view.result:
+        matrix, facts = st.columns([1.2, 1])
+        with matrix:
+            st.markdown(f"**{tr('mnist.confusion')}**")
+            st.plotly_chart(confusion_figure(view.result["confusion"], {
+                "predicted": tr("chart.predicted"), "actual": tr("chart.actual"), "hover": tr("chart.confusion_hover"),
+            }), width="stretch", key="mnist_confusion")
+        with facts:
+            st.metric(tr("mnist.final_accuracy"), f"{view.result['accuracy']:.2%}")
+            st.caption(tr("mnist.confusion_caption"))
+    if busy and not view.active:
+        st.rerun()  # the run ended: redraw the whole page so Train is enabled again
+
+
+live_panel()
+
+with st.expander(tr("mnist.your_runs")):
+    if past_runs or current:
+        listing = pd.DataFrame([{
+            tr("runs.id"): run["id"], tr("runs.when"): pd.to_datetime(run["created"], unit="s").strftime("%Y-%m-%d %H:%M"),
+            tr("runs.model"): tr("arch." + run["spec"]["arch"]), tr("runs.preset"): tr("preset." + run["spec"]["preset"]),
+            tr("runs.epochs"): run["spec"]["epochs"], tr("runs.lr"): run["spec"]["max_lr"],
+            tr("runs.state"): tr("state." + run["state"]),
+            tr("runs.accuracy"): f"{run['result']['accuracy']:.2%}" if run["result"] else "",
+        } for run in manager.store.list_runs(kind=lab.KIND)])
+        st.dataframe(listing, hide_index=True, width="stretch")
+        chosen = st.selectbox(tr("runs.open"), [""] + [run["id"] for run in past_runs], key="mnist_open")
+        if chosen and st.button(tr("runs.open_button")):
+            st.session_state.mnist_run_id = chosen
+            st.rerun()
+    else:
+        st.caption(tr("runs.none"))
+
+with st.expander(tr("mnist.code")):
+    if spec:
+        st.code(mnist_snippet(spec.arch, spec.epochs, spec.max_lr, spec.batch_size, spec.optimizer), language="python")

@@ -1,0 +1,60 @@
+"""Streamlit glue shared by the pages: the job manager, the language, messages."""
+from __future__ import annotations
+
+import uuid
+
+import streamlit as st
+
+from core.controls import Control, to_query
+from core.errors import UserError
+from core.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
+from core.jobs import JobManager
+from core.labs import RUNNERS
+from core.runs import RunStore
+
+
+@st.cache_resource(show_spinner=False)
+def job_manager() -> JobManager:
+    """One per server process, shared by every browser session (its worker warms up at once)."""
+    return JobManager(RunStore(), RUNNERS)
+
+
+def language() -> str:
+    lang = st.session_state.get("lang")
+    return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def tr(key: str, **params) -> str:
+    """``t`` in the reader's language."""
+    return t(key, language(), **params)
+
+
+def session_id() -> str:
+    """An id for this browser session: quotas and 'your runs' are per session."""
+    if "session_id" not in st.session_state:
+        st.session_state.session_id = uuid.uuid4().hex
+    return st.session_state.session_id
+
+
+def show_user_error(error: UserError) -> None:
+    st.error(tr(error.key, **error.params), icon="✋")
+
+
+def device_line() -> str:
+    info = job_manager().info
+    if not info:
+        return tr("device.measuring")
+    if info.get("device", "CPU") == "CPU":
+        return tr("device.cpu")
+    return tr("device.gpu", name=info["device"])
+
+
+def mirror_to_link(controls: tuple[Control, ...], values: dict) -> None:
+    """Keep the page's settings in the URL, so that the link reproduces what is on screen."""
+    wanted = to_query(controls, values)
+    for control in controls:
+        if control.name in wanted:
+            if st.query_params.get(control.name) != wanted[control.name]:
+                st.query_params[control.name] = wanted[control.name]
+        elif control.name in st.query_params:
+            del st.query_params[control.name]
