@@ -71,7 +71,10 @@ class RunContext:
     def cancelled(self) -> bool:
         """True once the page asked to cancel (checked every training step: a cheap poll)."""
         while not self._cancelled and self._connection.poll():
-            message = self._connection.recv()
+            try:
+                message = self._connection.recv()
+            except EOFError:  # the server is gone: nobody is watching this run any more
+                message = ("stop",)
             if message[0] == "stop" or (message[0] == "cancel" and message[1] == self.run_id):
                 self._cancelled = True
                 self.stop_requested = message[0] == "stop"

@@ -52,7 +52,7 @@ def training_figure(runs: Sequence[tuple[str, pd.DataFrame]], labels: dict[str, 
     where validation ran, valid_loss and accuracy. ``labels`` holds the translated titles.
     """
     figure = make_subplots(
-        rows=2, cols=2, shared_xaxes=True, vertical_spacing=0.12, horizontal_spacing=0.1,
+        rows=2, cols=2, shared_xaxes=True, vertical_spacing=0.14, horizontal_spacing=0.12,
         subplot_titles=(labels["loss"], labels["accuracy"], labels["lr"], labels["momentum"]),
     )
     for i, (name, frame) in enumerate(runs):
@@ -75,7 +75,8 @@ def training_figure(runs: Sequence[tuple[str, pd.DataFrame]], labels: dict[str, 
     for row, col, title in ((1, 1, labels["loss_axis"]), (1, 2, labels["accuracy_axis"]),
                             (2, 1, labels["lr_axis"]), (2, 2, labels["momentum_axis"])):
         figure.update_yaxes(title_text=title, row=row, col=col)
-        figure.update_xaxes(title_text=labels["iteration"], row=row, col=col, showticklabels=True)
+        figure.update_xaxes(title_text=labels["iteration"] if row == 2 else None, row=row, col=col,
+                            showticklabels=True)
     figure.update_layout(height=620, margin=dict(l=10, r=10, t=40, b=10),
                          legend=dict(orientation="h", yanchor="bottom", y=-0.22, x=0))
     return figure

@@ -10,7 +10,7 @@ st.info(device_line(), icon="🖥️")
 
 columns = st.columns(3)
 for i, lab in enumerate(LABS):
-    with columns[i % 3].container(border=True, height=210):
+    with columns[i % 3].container(border=True):
         st.markdown(f"### {lab.icon} {tr(f'lab.{lab.key}.title')}")
         st.caption(lab.lesson)
         st.write(tr(f"lab.{lab.key}.what"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import uuid
 
 import streamlit as st
+import torch
 
 from core.controls import Control, to_query
 from core.errors import UserError
@@ -11,6 +12,11 @@ from core.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
 from core.jobs import JobManager
 from core.labs import RUNNERS
 from core.runs import RunStore
+
+
+# The server process only draws layer tables; training happens in the worker process,
+# whose two CPU threads should not have to compete with a second pool here.
+torch.set_num_threads(1)
 
 
 @st.cache_resource(show_spinner=False)

@@ -43,10 +43,14 @@ def wait_until_done(app: AppTest, seconds: float = 90) -> None:
     pytest.fail("the run did not end in time")
 
 
-def small_run(app: AppTest, n_train: int = 600) -> None:
-    """Quick preset on a few hundred digits: a real training run of a second or two."""
+def train_small_run(app: AppTest, n_train: int = 600) -> str:
+    """Train the quick preset on a few hundred digits (a real run of a second or two) to its end."""
     app.radio(key="mnist_preset").set_value("quick").run()
     app.number_input(key="mnist_n_train").set_value(n_train).run()
+    click(app, "▶")
+    run_id = app.session_state["mnist_run_id"]
+    wait_until_done(app)
+    return run_id
 
 
 def test_home_shows_every_lab_and_the_device():
@@ -121,10 +125,7 @@ def test_changing_the_preset_fills_in_its_numbers():
 
 def test_a_tiny_run_goes_from_train_to_finished_and_can_be_compared():
     app = open_page(MNIST_PAGE)
-    small_run(app)
-    click(app, "▶")
-    first_run = app.session_state["mnist_run_id"]
-    wait_until_done(app)
+    first_run = train_small_run(app)
     assert any("Finished" in text for text in texts(app.success)), texts(app.success) + texts(app.error)
     assert len(app.get("plotly_chart")) == 2  # the training curves and the confusion matrix
     assert app.query_params["run"] == first_run
@@ -141,10 +142,7 @@ def test_a_tiny_run_goes_from_train_to_finished_and_can_be_compared():
 
 def test_a_finished_run_reopens_from_its_link():
     app = open_page(MNIST_PAGE)
-    small_run(app)
-    click(app, "▶")
-    run_id = app.session_state["mnist_run_id"]
-    wait_until_done(app)
+    run_id = train_small_run(app)
 
     reopened = open_page(MNIST_PAGE, run=run_id)
     assert any("Finished" in text for text in texts(reopened.success))
