@@ -136,9 +136,10 @@ class JobManager:
             ):
                 raise QuotaExceeded(
                     "jobs.quota",
-                    "You already have {active} runs started or waiting, the most one browser "
-                    "may have. Wait for one to finish, or cancel one.",
-                    active=len(mine),
+                    "You already have {running} run(s) training and {queued} waiting; one browser may "
+                    "have {max_running} training and {max_queued} waiting. Wait for one to finish, or cancel one.",
+                    running=len(mine) - queued, queued=queued,
+                    max_running=self.max_running_per_session, max_queued=self.max_queued_per_session,
                 )
             job = Job(id=uuid.uuid4().hex[:10], session=session, kind=kind, spec=dict(spec), created=time.time())
             self.store.add_run(job.id, session, kind, job.spec, job.created)
@@ -207,6 +208,9 @@ class JobManager:
         running: _RunningJob | None = None
         try:
             while not self._stopping.is_set():
+                if running is None and not worker.alive():  # it died while idle (killed, failed warm-up)
+                    worker.stop()
+                    worker = _WorkerProcess(self.runners, device)
                 if running is None and (job := self._take_next()) is not None:
                     running = _RunningJob(job, self.store)
                     worker.start_job(job)
@@ -268,7 +272,12 @@ class JobManager:
             del self._jobs[run_id]  # still in the store: events() reads it from there
 
     def _events_from_store(self, run_id: str, cursor: int) -> tuple[list[Event], int]:
-        """A run no longer in memory (finished long ago, or before a restart) replays from the store."""
+        """A run no longer in memory (finished long ago, or before a restart) replays from the store.
+
+        Stored metrics and the last sample grid keep the sequence numbers they had live, and
+        the result and final state come right after them, as they did live: a cursor taken
+        while the run was live goes on working.
+        """
         run = self.store.get_run(run_id)
         if run is None:
             return [], cursor
@@ -277,11 +286,15 @@ class JobManager:
         if sample is not None:
             seq, t, png, caption = sample
             events.append(Event(seq, "samples", {"png": png, "caption": caption}, t))
+        events.sort(key=lambda event: event.seq)
+        next_seq = events[-1].seq + 1 if events else 2  # live, seqs 0 and 1 were "queued" and "running"
+        finished = run["finished"] or 0.0
         if run["result"]:
-            events.append(Event(len(events), "result", run["result"], run["finished"] or 0.0))
-        events.append(Event(len(events), "state", {"state": run["state"], "message": run["message"]}, 0.0))
-        new = events[cursor:]
-        return new, cursor + len(new)
+            events.append(Event(next_seq, "result", run["result"], finished))
+            next_seq += 1
+        events.append(Event(next_seq, "state", {"state": run["state"], "message": run["message"]}, finished))
+        new = [event for event in events if event.seq >= cursor]
+        return new, max(cursor, next_seq + 1)
 
 
 class _RunningJob:
@@ -329,7 +342,7 @@ class _WorkerProcess:
         self.device = device
 
     def start_job(self, job: Job) -> None:
-        self.connection.send(("run", job.id, job.kind, job.spec))
+        self._send(("run", job.id, job.kind, job.spec))
 
     def cancel(self, run_id: str) -> None:
         self._send(("cancel", run_id))

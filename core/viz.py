@@ -16,7 +16,7 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
 
 
 def digit_grid_png(images: torch.Tensor, labels: Sequence[int], predicted: Sequence[int],
-                   per_row: int = 8, scale: int = 3) -> bytes:
+                   per_row: int = 6, scale: int = 3) -> bytes:
     """A PNG of digits (N, 1, H, W) in [0, 1], each framed green (right) or red (wrong)
     and captioned with its predicted label, and the true one where the model was wrong."""
     framed = []
@@ -26,23 +26,28 @@ def digit_grid_png(images: torch.Tensor, labels: Sequence[int], predicted: Seque
         frame = colour.expand(3, rgb.shape[1] + 4, rgb.shape[2] + 4).clone()
         frame[:, 2:-2, 2:-2] = rgb
         framed.append(frame)
-    grid = make_grid(framed, nrow=per_row, padding=14, pad_value=1.0)
+    padding = 18  # room under each digit for its caption
+    grid = make_grid(framed, nrow=per_row, padding=padding, pad_value=1.0)
+    if len(framed) == 1:  # make_grid returns a lone image unpadded: give it the same margins
+        grid = torch.nn.functional.pad(grid, [padding] * 4, value=1.0)
     picture = Image.fromarray(grid.mul(255).byte().permute(1, 2, 0).numpy())
     picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
-    _caption_cells(picture, labels, predicted, per_row, cell=(images.shape[-1] + 4 + 14) * scale, scale=scale)
+    _caption_cells(picture, labels, predicted, per_row, side=framed[0].shape[-1], padding=padding, scale=scale)
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
-def _caption_cells(picture: Image.Image, labels, predicted, per_row: int, cell: int, scale: int) -> None:
+def _caption_cells(picture: Image.Image, labels, predicted, per_row: int, side: int, padding: int, scale: int) -> None:
+    """Write each digit's predicted label (and the true one when wrong) just under it."""
     draw = ImageDraw.Draw(picture)
-    font = ImageFont.load_default(size=11 * scale // 2)
+    font = ImageFont.load_default(size=5 * scale)
+    stride = side + padding  # make_grid puts ``padding`` before every cell and after the last
     for i, (truth, guess) in enumerate(zip(labels, predicted)):
-        x = (i % per_row) * cell + 14 * scale
-        y = (i // per_row + 1) * cell + 1
-        text = f"{guess}" if truth == guess else f"{guess} (true {truth})"
-        draw.text((x, y), text, fill=RIGHT if truth == guess else WRONG, font=font, anchor="lb")
+        x = (padding + (i % per_row) * stride) * scale
+        y = (padding + (i // per_row) * stride + side + 1) * scale
+        text = f"{guess}" if truth == guess else f"{guess} ({truth})"  # no words: the page explains
+        draw.text((x, y), text, fill=RIGHT if truth == guess else WRONG, font=font, anchor="lt")
 
 
 def training_figure(runs: Sequence[tuple[str, pd.DataFrame]], labels: dict[str, str]) -> go.Figure:

@@ -1,0 +1,32 @@
+"""Shared fixtures of the unit tests.
+
+No test may write to the real run store (data/runs.sqlite): PLAYGROUND_DB points at a
+temporary file for the whole session. PLAYGROUND_DATA is left alone: its default, ./data,
+already holds the unpacked MNIST, and pointing it at an empty folder would unpack 55 MB
+again in every process.
+"""
+from __future__ import annotations
+
+import pytest
+
+from core.data.mnist import DigitTensors, mnist_tensors
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_run_db(tmp_path_factory):
+    patch = pytest.MonkeyPatch()
+    patch.setenv("PLAYGROUND_DB", str(tmp_path_factory.mktemp("store") / "runs.sqlite"))
+    yield
+    patch.undo()
+
+
+@pytest.fixture(scope="session")
+def mnist_train() -> DigitTensors:
+    """All 60,000 training digits, normalised, read once per session."""
+    return mnist_tensors(True)
+
+
+@pytest.fixture(scope="session")
+def mnist_valid() -> DigitTensors:
+    """All 10,000 validation digits, normalised, read once per session."""
+    return mnist_tensors(False)

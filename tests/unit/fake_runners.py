@@ -1,0 +1,60 @@
+"""Tiny job runners for the JobManager tests.
+
+The worker is a separate process (``python -m core.worker``, run from the repository root),
+so it imports these by name: ``tests.unit.fake_runners:count``. They use no torch, so they
+start and finish in milliseconds.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from core.errors import RunCancelled, UserError
+
+
+def warm_up() -> dict:
+    """Called once by each worker process at start-up; what it returns lands in manager.info."""
+    return {"fake_worker_pid": os.getpid()}
+
+
+def count(spec: dict, context) -> None:
+    """Emits spec['steps'] metrics events, checking for Cancel before each, then a sample and a result.
+
+    With spec['sample_first'] it also emits a sample grid before the first step, as run_mnist does.
+    """
+    steps, pause = spec.get("steps", 5), spec.get("sleep", 0.01)
+    if spec.get("sample_first"):
+        context.emit("samples", {"png": b"\x89PNG fake 0", "caption": "before training"})
+    for i in range(steps):
+        if context.cancelled():
+            raise RunCancelled()
+        context.emit("metrics", {"step": i + 1, "i": i, "pid": os.getpid()})
+        time.sleep(pause)
+    context.emit("samples", {"png": b"\x89PNG fake " + str(steps).encode(), "caption": f"after {steps}"})
+    context.emit("result", {"steps": steps, "pid": os.getpid()})
+
+
+def bad_input(spec: dict, context) -> None:
+    """A run refused with a message the student can act on."""
+    context.emit("metrics", {"step": 1})
+    raise UserError("fake.too_big", "The value {value} is too big.", value=spec.get("value", 7))
+
+
+def broken(spec: dict, context) -> None:
+    """A bug in a runner."""
+    raise RuntimeError("boom\nsecond line of the traceback text")
+
+
+def crash(spec: dict, context) -> None:
+    """The worker process dies under the run, as when the kernel kills it for memory."""
+    context.emit("metrics", {"step": 1, "pid": os.getpid()})
+    time.sleep(0.2)
+    os._exit(1)
+
+
+RUNNERS = {
+    "count": "tests.unit.fake_runners:count",
+    "bad": "tests.unit.fake_runners:bad_input",
+    "broken": "tests.unit.fake_runners:broken",
+    "crash": "tests.unit.fake_runners:crash",
+}

@@ -1,0 +1,115 @@
+"""The MNIST lab's run spec: presets, validation, advice and the time estimate."""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+
+from core import mnist_lab
+from core.errors import UserError
+from core.mnist_lab import (ARCHITECTURES, PRESETS, MnistSpec, advice, estimate_seconds,
+                            preset_spec, spec_from_dict, validate)
+from core.models import REGISTRY
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("arch", list(REGISTRY))
+def test_every_preset_of_every_architecture_is_valid(arch, preset):
+    spec = preset_spec(arch, preset)
+    assert validate(spec) is spec
+    assert spec.arch == arch and spec.preset == preset
+    assert spec_from_dict(spec.to_dict()) == spec  # what the job manager stores comes back
+    assert advice(spec) == []
+
+
+def test_presets_carry_the_lessons_numbers():
+    assert ARCHITECTURES == tuple(REGISTRY)
+    lecture = preset_spec("basic_cnn", "lecture")
+    assert (lecture.epochs, lecture.max_lr, lecture.n_train) == (3, 0.1, 60_000)  # fit_one_cycle(3, 0.1)
+    assert (preset_spec("conv_layer_cnn", "lecture").epochs, preset_spec("conv_layer_cnn", "lecture").max_lr) == (10, 0.1)
+    assert (preset_spec("resnet_cnn", "lecture").epochs, preset_spec("resnet_cnn", "lecture").max_lr) == (12, 0.05)
+    quick = preset_spec("resnet_cnn", "quick")
+    assert (quick.epochs, quick.n_train, quick.max_lr) == (1, 6_000, 0.05)
+    for arch in REGISTRY:
+        assert preset_spec(arch, "demo").epochs <= 3
+
+
+BAD = [
+    ("max_lr", 0, "mnist.lr_positive"),
+    ("max_lr", -1, "mnist.lr_positive"),
+    ("max_lr", float("nan"), "mnist.lr_positive"),
+    ("max_lr", float("inf"), "mnist.lr_positive"),
+    ("max_lr", "0.1", "mnist.lr_positive"),
+    ("max_lr", 1e9, "mnist.lr_too_big"),
+    ("epochs", 0, "mnist.epochs_range"),
+    ("epochs", 51, "mnist.epochs_range"),
+    ("batch_size", 0, "mnist.batch_range"),
+    ("batch_size", 5000, "mnist.batch_range"),
+    ("n_train", 10, "mnist.n_train_range"),
+    ("n_train", 60_001, "mnist.n_train_range"),
+    ("arch", "lenet", "mnist.bad_arch"),
+    ("preset", "huge", "mnist.bad_preset"),
+    ("optimizer", "lamb", "mnist.bad_optimizer"),
+]
+
+
+@pytest.mark.parametrize("field,value,key", BAD, ids=[f"{f}={v}" for f, v, _ in BAD])
+def test_validate_refuses_with_a_message_key(field, value, key):
+    spec = replace(MnistSpec(), **{field: value})
+    with pytest.raises(UserError) as caught:
+        validate(spec)
+    assert caught.value.key == key
+    assert str(caught.value)  # an English sentence for the student
+    assert isinstance(caught.value, ValueError)  # plain callers may catch ValueError
+
+
+def test_validate_accepts_the_limits():
+    for spec in (MnistSpec(max_lr=100.0), MnistSpec(max_lr=1e-6), MnistSpec(epochs=1), MnistSpec(epochs=50),
+                 MnistSpec(batch_size=1), MnistSpec(batch_size=4096), MnistSpec(n_train=100),
+                 MnistSpec(optimizer="adam")):
+        assert validate(spec) is spec
+
+
+def test_spec_from_dict_ignores_unknown_fields_and_validates():
+    spec = spec_from_dict({"arch": "resnet_cnn", "epochs": 2, "max_lr": 0.05, "colour": "blue"})
+    assert spec == MnistSpec(arch="resnet_cnn", epochs=2, max_lr=0.05)
+    with pytest.raises(UserError) as caught:
+        spec_from_dict({"max_lr": -0.1})
+    assert caught.value.key == "mnist.lr_positive"
+
+
+@pytest.mark.parametrize("field,value", [("epochs", 2.5), ("batch_size", 64.5), ("n_train", 600.5)])
+def test_validate_refuses_fractional_counts(field, value):
+    with pytest.raises(UserError):
+        validate(replace(MnistSpec(), **{field: value}))
+
+
+def test_advice_warns_above_a_learning_rate_of_one():
+    assert advice(MnistSpec(max_lr=1.0)) == []
+    notes = advice(MnistSpec(max_lr=3.0))
+    assert [key for key, _, _ in notes] == ["mnist.lr_risky"]
+    assert "NaN" in notes[0][1]
+    validate(MnistSpec(max_lr=3.0))  # a warning, not a refusal
+
+
+def test_estimate_is_none_until_measured():
+    assert estimate_seconds(MnistSpec(), {}) is None
+    assert estimate_seconds(MnistSpec(arch="resnet_cnn"), {"basic_cnn": 0.01}) is None
+
+
+def test_estimate_scales_with_epochs_digits_and_batch():
+    measured = {"basic_cnn": 0.01}
+    one = estimate_seconds(MnistSpec(epochs=1), measured)
+    assert one > 0
+    assert estimate_seconds(MnistSpec(epochs=3), measured) == pytest.approx(3 * one)
+    assert estimate_seconds(MnistSpec(epochs=1, n_train=30_000), measured) == pytest.approx(one / 2, rel=0.01)
+    # 469 steps of 128 at 0.01 s, +10% for validation
+    assert one == pytest.approx(1.1 * 0.01 * math.ceil(60_000 / 128))
+    # a bigger batch: fewer steps, each longer, about the same time per epoch
+    assert estimate_seconds(MnistSpec(epochs=1, batch_size=256), measured) == pytest.approx(one, rel=0.01)
+
+
+def test_steps_per_epoch():
+    assert mnist_lab.steps_per_epoch(MnistSpec(n_train=6_000, batch_size=128)) == 47
+    assert mnist_lab.steps_per_epoch(MnistSpec(n_train=600, batch_size=128)) == 5
