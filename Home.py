@@ -3,7 +3,7 @@ import streamlit as st
 
 from core.i18n import LANGUAGES
 from core.labs import LABS
-from ui.common import device_line, job_manager, language, tr
+from ui.common import device_line, job_manager, language, tr, wait_for_worker
 
 st.set_page_config(page_title="fast.ai lesson playground", page_icon="🧪", layout="wide")
 
@@ -15,12 +15,13 @@ job_manager()  # start the worker now, so that it has warmed up when Train is pr
 with st.sidebar:
     st.selectbox("Language · 语言", list(LANGUAGES), format_func=LANGUAGES.get, key="lang")
     st.caption(device_line())
+    wait_for_worker()
 if language() != "en":
     st.query_params["lang"] = language()
 elif "lang" in st.query_params:
     del st.query_params["lang"]
 
-pages = [st.Page("pages/home.py", title=tr("nav.home"), icon="🏠", default=True, url_path="home")]
+pages = [st.Page("pages/home.py", title=tr("nav.home"), icon="🏠", default=True)]
 pages += [
     st.Page(lab.page, title=tr(f"lab.{lab.key}.title"), icon=lab.icon, url_path=lab.key)
     for lab in LABS if lab.page

@@ -192,10 +192,33 @@ def warm_up() -> dict:
             "device": DeviceConfig.auto().describe()}
 
 
-def estimate_seconds(spec: MnistSpec, seconds_per_step_at_128: dict[str, float]) -> float | None:
-    """Expected training time of the spec (step time scales about linearly with the batch),
-    plus about 10% for validation; None until the worker has measured its device."""
-    measured = seconds_per_step_at_128.get(spec.arch)
-    if measured is None:
-        return None
-    return 1.1 * measured * spec.batch_size / 128 * steps_per_epoch(spec) * spec.epochs
+# Validation costs about as much per epoch as 52 training steps of 128 digits: a full pass over
+# the 10,000 validation digits and ten passes over 1,000 of them, a forward pass being ~1/3 of a step.
+VALIDATION_STEPS_PER_EPOCH = 52
+
+
+def _work_in_steps(spec: MnistSpec) -> float:
+    """A spec's training plus validation work, in training steps of batch 128."""
+    return spec.epochs * (steps_per_epoch(spec) * spec.batch_size / 128 + VALIDATION_STEPS_PER_EPOCH)
+
+
+def step_seconds(warm_up: dict[str, float], runs: list[dict], device: str) -> dict[str, float]:
+    """Seconds per training step of 128 digits, per architecture: from the newest finished run of
+    it on this device when there is one (real runs include everything), else the worker's start-up timing."""
+    table = dict(warm_up)
+    for run in reversed(runs):  # oldest first, so the newest run has the last word
+        result, spec_values = run.get("result"), run.get("spec") or {}
+        if run.get("state") != "finished" or not result or result.get("device") != device:
+            continue
+        try:
+            spec = spec_from_dict(spec_values)
+        except UserError:
+            continue
+        table[spec.arch] = result["seconds"] / _work_in_steps(spec)
+    return table
+
+
+def estimate_seconds(spec: MnistSpec, seconds_per_step: dict[str, float]) -> float | None:
+    """Expected time of the spec on this device; None until the worker has measured it."""
+    measured = seconds_per_step.get(spec.arch)
+    return None if measured is None else measured * _work_in_steps(spec)

@@ -26,7 +26,7 @@ def digit_grid_png(images: torch.Tensor, labels: Sequence[int], predicted: Seque
         frame = colour.expand(3, rgb.shape[1] + 4, rgb.shape[2] + 4).clone()
         frame[:, 2:-2, 2:-2] = rgb
         framed.append(frame)
-    padding = 18  # room under each digit for its caption
+    padding = 20  # room under each digit for its caption
     grid = make_grid(framed, nrow=per_row, padding=padding, pad_value=1.0)
     if len(framed) == 1:  # make_grid returns a lone image unpadded: give it the same margins
         grid = torch.nn.functional.pad(grid, [padding] * 4, value=1.0)
@@ -41,7 +41,7 @@ def digit_grid_png(images: torch.Tensor, labels: Sequence[int], predicted: Seque
 def _caption_cells(picture: Image.Image, labels, predicted, per_row: int, side: int, padding: int, scale: int) -> None:
     """Write each digit's predicted label (and the true one when wrong) just under it."""
     draw = ImageDraw.Draw(picture)
-    font = ImageFont.load_default(size=5 * scale)
+    font = ImageFont.load_default(size=11 * scale)  # readable when the grid is shown a third of its size
     stride = side + padding  # make_grid puts ``padding`` before every cell and after the last
     for i, (truth, guess) in enumerate(zip(labels, predicted)):
         x = (padding + (i % per_row) * stride) * scale
@@ -77,6 +77,9 @@ def training_figure(runs: Sequence[tuple[str, pd.DataFrame]], labels: dict[str, 
                            legendgroup=name, showlegend=(row, col) == (1, 1)),
                 row=row, col=col,
             )
+    accuracies = [value for _, frame in runs if "accuracy" in frame for value in frame["accuracy"].dropna()]
+    lowest = min(accuracies, default=0.0) * 100
+    figure.update_yaxes(range=[max(0.0, lowest - 2), 100.5], row=1, col=2)  # 100% is the ceiling to look up to
     for row, col, title in ((1, 1, labels["loss_axis"]), (1, 2, labels["accuracy_axis"]),
                             (2, 1, labels["lr_axis"]), (2, 2, labels["momentum_axis"])):
         figure.update_yaxes(title_text=title, row=row, col=col)

@@ -12,7 +12,7 @@ columns = st.columns(3)
 for i, lab in enumerate(LABS):
     with columns[i % 3].container(border=True):
         st.markdown(f"### {lab.icon} {tr(f'lab.{lab.key}.title')}")
-        st.caption(lab.lesson)
+        st.caption(tr("lab.lesson", part=lab.part, lesson=lab.lesson))
         st.write(tr(f"lab.{lab.key}.what"))
         if lab.page:
             st.page_link(lab.page, label=tr("home.open"), icon="▶️")

@@ -110,9 +110,13 @@ with settings:
     else:
         for key, _english, params in lab.advice(spec):
             st.warning(tr(key, **params), icon="⚠️")
-        seconds = lab.estimate_seconds(spec, manager.info.get("mnist_seconds_per_step", {}))
-        st.caption(tr("mnist.estimate", seconds=seconds, device=manager.info.get("device", "CPU"))
-                   if seconds is not None else tr("device.measuring"))
+        timings = lab.step_seconds(manager.info.get("mnist_seconds_per_step", {}),
+                                   manager.store.list_runs(kind=lab.KIND, limit=50), manager.info.get("device", ""))
+        seconds = lab.estimate_seconds(spec, timings)
+        if seconds is None:
+            st.caption(tr("device.measuring"))
+        else:
+            st.caption(tr("mnist.estimate", seconds=max(seconds, 1), device=manager.info["device"]))
 
     current = st.session_state.get("mnist_run_id")
     current_view = run_view(current) if current else None
@@ -135,7 +139,7 @@ with table:
     st.dataframe(
         layers.rename(columns={"layer": tr("table.layer"), "output shape": tr("table.shape"),
                                "parameters": tr("table.params")}),
-        hide_index=True, height=300, width="stretch",
+        hide_index=True, height=9 * 35 + 3, width="stretch",  # a header and 8 whole rows
     )
     st.caption(tr("mnist.param_total", total=int(layers["parameters"].sum())))
 
@@ -182,14 +186,14 @@ def live_panel() -> None:
                       seconds=view.result["seconds"], device=view.result["device"]), icon="✅")
     elif state == "failed":
         st.error(t_message(view.message or status.get("message"), language()), icon="💥")
-    else:
-        st.warning(tr(f"state.{state}"), icon="⏹️")
+    elif state in ("cancelled", "interrupted"):
+        st.warning(tr(f"state_note.{state}"), icon="⏹️")
     st.caption(tr("mnist.run_caption", run=run_id, state=tr(f"state.{state}"), points=len(view.rows)),
                help=tr("mnist.run_caption_help"))
 
     runs = [(tr("mnist.this_run"), view.frame())]
     runs += [(run_label(manager.status(rid) or {"id": rid, "spec": {}}), run_view(rid).frame()) for rid in compare_ids]
-    chart, samples = st.columns([2.2, 1], gap="medium")
+    chart, samples = st.columns([2, 1.1], gap="medium")
     with chart:
         st.plotly_chart(training_figure(runs, figure_labels()), width="stretch", key="mnist_chart")
         st.caption(tr("mnist.chart_caption"))

@@ -55,6 +55,18 @@ def device_line() -> str:
     return tr("device.gpu", name=info["device"])
 
 
+@st.fragment(run_every=1.0)
+def _poll_worker() -> None:
+    if job_manager().info:
+        st.rerun()  # the whole page, now with the device name and the time estimates
+
+
+def wait_for_worker() -> None:
+    """While the worker is still warming up, check every second and redraw once it is ready."""
+    if not job_manager().info:
+        _poll_worker()
+
+
 def mirror_to_link(controls: tuple[Control, ...], values: dict) -> None:
     """Keep the page's settings in the URL, so that the link reproduces what is on screen."""
     wanted = to_query(controls, values)

@@ -192,6 +192,7 @@ def dynamic_families() -> dict[str, tuple[str, ...]]:
         "opt.": tuple(mnist_lab.OPTIMIZERS),
         "state.": tuple(sorted(STATES | {jobs.QUEUED, jobs.RUNNING, jobs.FINISHED, jobs.FAILED,
                                          jobs.CANCELLED, jobs.INTERRUPTED})),
+        "state_note.": (jobs.CANCELLED, jobs.INTERRUPTED),
         "lab.": tuple(lab.key for lab in LABS),
         "chart.": figure_label_keys(),
     }

@@ -103,11 +103,33 @@ def test_estimate_scales_with_epochs_digits_and_batch():
     one = estimate_seconds(MnistSpec(epochs=1), measured)
     assert one > 0
     assert estimate_seconds(MnistSpec(epochs=3), measured) == pytest.approx(3 * one)
-    assert estimate_seconds(MnistSpec(epochs=1, n_train=30_000), measured) == pytest.approx(one / 2, rel=0.01)
-    # 469 steps of 128 at 0.01 s, +10% for validation
-    assert one == pytest.approx(1.1 * 0.01 * math.ceil(60_000 / 128))
+    # 469 steps of 128 at 0.01 s, and validation worth 52 steps per epoch
+    assert one == pytest.approx(0.01 * (math.ceil(60_000 / 128) + 52))
+    # half the digits: half the training, the same validation
+    half = estimate_seconds(MnistSpec(epochs=1, n_train=30_000), measured)
+    assert half == pytest.approx(0.01 * (math.ceil(30_000 / 128) + 52))
     # a bigger batch: fewer steps, each longer, about the same time per epoch
     assert estimate_seconds(MnistSpec(epochs=1, batch_size=256), measured) == pytest.approx(one, rel=0.01)
+
+
+def run_record(arch="basic_cnn", seconds=10.0, device="CPU", state="finished", **spec):
+    return {"state": state, "spec": {"arch": arch, "epochs": 2, **spec},
+            "result": {"seconds": seconds, "device": device}}
+
+
+def test_timings_come_from_the_newest_finished_run_on_this_device():
+    warm_up = {"basic_cnn": 0.05, "resnet_cnn": 0.2}
+    runs = [  # newest first, as the run store lists them
+        run_record(seconds=11.0),
+        run_record(seconds=99.0),
+        run_record(seconds=1.0, device="NVIDIA H100"),
+        run_record(seconds=5.0, state="cancelled"),
+    ]
+    table = mnist_lab.step_seconds(warm_up, runs, "CPU")
+    assert table["resnet_cnn"] == 0.2  # never run: the start-up timing
+    spec = MnistSpec(epochs=2)
+    assert estimate_seconds(spec, table) == pytest.approx(11.0)  # a run like the newest takes as long
+    assert mnist_lab.step_seconds(warm_up, [], "CPU") == warm_up
 
 
 def test_steps_per_epoch():
