@@ -1,0 +1,146 @@
+"""Fixtures of the end-to-end tests: a real Streamlit server and a real (headless) Chromium.
+
+The server runs exactly as in production (``streamlit run Home.py``) in its own process
+group, so that teardown also ends the job manager's worker process it starts. Its run
+store is a temporary SQLite file (``PLAYGROUND_DB``), which the tests also read to
+compare the time a metric was emitted with the time the browser showed it.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]
+# Streamlit's main area scrolls inside its own container: full_page screenshots show only
+# the viewport, so the viewport itself is tall.
+VIEWPORT = {"width": 1400, "height": 2000}
+SERVER_START_TIMEOUT = 60.0
+DEFAULT_TIMEOUT_MS = 60_000  # 2 busy cores: a page that draws plotly figures can be slow
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    db_path: Path
+    log_path: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.status == 200 and response.read().strip() == b"ok"
+    except OSError:
+        return False
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """End the server and its worker: the whole process group, politely first."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # anything left in the group (the worker)
+    except ProcessLookupError:
+        pass
+    process.wait(5)
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, artifacts) -> Server:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    db_path = tmp_path_factory.mktemp("e2e-store") / "runs.sqlite"
+    log_path = artifacts / "streamlit.log"
+    env = {**os.environ, "PLAYGROUND_DB": str(db_path), "PYTHONUNBUFFERED": "1"}
+    command = [
+        sys.executable, "-m", "streamlit", "run", "Home.py",
+        "--server.port", str(port), "--server.address", "127.0.0.1",
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    ]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while not _healthy(url):
+            if process.poll() is not None:
+                pytest.fail(f"streamlit exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not answer {url}/_stcore/health within {SERVER_START_TIMEOUT:.0f} s:\n"
+                            f"{log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield Server(url, db_path, log_path)
+    finally:
+        _stop(process)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=DEFAULT_TIMEOUT_MS)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.e2e_failed = report.failed
+    return report
+
+
+@pytest.fixture
+def page(chromium, request, artifacts):
+    """A fresh browser context per test: a new Streamlit session, nothing shared.
+
+    A failing test leaves test-artifacts/failed-<test>.png behind.
+    """
+    context = chromium.new_context(viewport=VIEWPORT, locale="en-US")
+    context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+    page = context.new_page()
+    try:
+        yield page
+        if getattr(request.node, "e2e_failed", False):
+            page.screenshot(path=str(artifacts / f"failed-{request.node.name}.png"))
+    finally:
+        context.close()
