@@ -1,4 +1,6 @@
 """MNIST lab (Part 1, Lesson 7): a CNN from scratch, trained live."""
+import re
+
 import pandas as pd
 import streamlit as st
 
@@ -22,7 +24,7 @@ CONTROLS = (
     Control("opt", "sgd", lab.OPTIMIZERS),
     Control("n_train", 60_000, accept=lambda v: 100 <= v <= 60_000),
     Control("seed", 0, accept=lambda v: 0 <= v < 2**31),
-    Control("run", ""),
+    Control("run", "", accept=lambda v: re.fullmatch(r"[0-9a-f]{10}", v) is not None),
 )
 manager = job_manager()
 
@@ -79,6 +81,7 @@ def run_label(run: dict) -> str:
 
 
 load_link_settings()
+all_runs = manager.store.list_runs(kind=lab.KIND)  # newest first
 st.title(tr("mnist.title"))
 st.write(tr("mnist.intro"))
 for name in st.session_state.pop("mnist_ignored", []):
@@ -100,18 +103,16 @@ with settings:
         st.number_input(tr("mnist.n_train"), step=1000, key="mnist_n_train")
         st.number_input(tr("mnist.seed"), step=1, key="mnist_seed")
 
-    spec, spec_error = None, None
     try:
         spec = spec_from_widgets()
     except UserError as error:
-        spec_error = error
-    if spec_error:
-        show_user_error(spec_error)
-    else:
+        spec = None
+        show_user_error(error)
+    if spec is not None:
         for key, _english, params in lab.advice(spec):
             st.warning(tr(key, **params), icon="⚠️")
-        timings = lab.step_seconds(manager.info.get("mnist_seconds_per_step", {}),
-                                   manager.store.list_runs(kind=lab.KIND, limit=50), manager.info.get("device", ""))
+        timings = lab.step_seconds(manager.info.get("mnist_seconds_per_step", {}), all_runs,
+                                   manager.info.get("device", ""))
         seconds = lab.estimate_seconds(spec, timings)
         if seconds is None:
             st.caption(tr("device.measuring"))
@@ -152,7 +153,7 @@ mirror_to_link(CONTROLS, {
 })
 
 st.divider()
-past_runs = [run for run in manager.store.list_runs(kind=lab.KIND) if run["id"] != current]
+past_runs = [run for run in all_runs if run["id"] != current]
 compare_ids = st.multiselect(
     tr("mnist.compare"), [run["id"] for run in past_runs if run["state"] == "finished"],
     format_func=lambda rid: next(run_label(r) for r in past_runs if r["id"] == rid),
@@ -226,7 +227,7 @@ with st.expander(tr("mnist.your_runs")):
             tr("runs.epochs"): run["spec"]["epochs"], tr("runs.lr"): run["spec"]["max_lr"],
             tr("runs.state"): tr("state." + run["state"]),
             tr("runs.accuracy"): f"{run['result']['accuracy']:.2%}" if run["result"] else "",
-        } for run in manager.store.list_runs(kind=lab.KIND)])
+        } for run in all_runs])
         st.dataframe(listing, hide_index=True, width="stretch")
         chosen = st.selectbox(tr("runs.open"), [""] + [run["id"] for run in past_runs], key="mnist_open")
         if chosen and st.button(tr("runs.open_button")):

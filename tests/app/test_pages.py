@@ -97,11 +97,13 @@ def test_risky_learning_rate_gets_a_warning_but_is_allowed():
 
 
 def test_junk_in_the_link_falls_back_to_defaults_with_a_notice():
-    app = open_page(MNIST_PAGE, arch="nonsense", epochs="-3", lr="abc", bs="1e99", zzz="1")
+    app = open_page(MNIST_PAGE, arch="nonsense", epochs="-3", lr="abc", bs="1e99", zzz="1",
+                    run="[click](http://example.invalid)")
     assert app.selectbox(key="mnist_arch").value == "basic_cnn"
     assert app.number_input(key="mnist_epochs").value == 3
     assert app.text_input(key="mnist_lr").value == "0.1"
-    assert len(app.warning) >= 3
+    assert len(app.warning) >= 5
+    assert app.session_state["mnist_run_id"] is None
     assert not app.error
 
 
