@@ -19,7 +19,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -34,6 +34,7 @@ QUEUED, RUNNING, FINISHED, FAILED, CANCELLED, INTERRUPTED = (
 )
 ACTIVE = (QUEUED, RUNNING)
 STORE_FLUSH_SECONDS = 1.0
+EVENT_BATCH_SECONDS = 0.1  # well under the page's 0.5 s refresh
 FINISHED_KEPT_IN_MEMORY = 16
 
 
@@ -67,6 +68,8 @@ class RunContext:
         self.run_id, self._connection = run_id, connection
         self._cancelled = False
         self.stop_requested = False
+        self._pending: list[tuple[str, dict, float]] = []
+        self._last_send = time.monotonic()
 
     def cancelled(self) -> bool:
         """True once the page asked to cancel (checked every training step: a cheap poll)."""
@@ -81,7 +84,17 @@ class RunContext:
         return self._cancelled
 
     def emit(self, kind: str, data: dict) -> None:
-        self._connection.send(("event", self.run_id, kind, data, time.time()))
+        """Report an event. Step metrics travel in batches (a message per step would wake the
+        server ~200 times a second on a small CPU); anything else goes at once."""
+        self._pending.append((kind, data, time.time()))
+        if kind != "metrics" or time.monotonic() - self._last_send >= EVENT_BATCH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self._connection.send(("events", self.run_id, self._pending))
+            self._pending = []
+        self._last_send = time.monotonic()
 
 
 Runner = Callable[[dict, RunContext], None]
@@ -117,6 +130,7 @@ class JobManager:
         self._queue: list[str] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._wakers: list[socket.socket] = []  # a byte on one wakes its device thread at once
         self._threads = [
             threading.Thread(target=self._serve_device, args=(device,), name=f"runs-{device}", daemon=True)
             for device in devices
@@ -146,6 +160,7 @@ class JobManager:
             self._jobs[job.id] = job
             self._queue.append(job.id)
             self._append_locked(job, "state", {"state": QUEUED})
+        self._wake_devices()
         return job.id
 
     def cancel(self, run_id: str) -> bool:
@@ -158,7 +173,8 @@ class JobManager:
             if job.state == QUEUED:
                 self._queue.remove(run_id)
                 self._finish_locked(job, CANCELLED, None)
-            return True
+        self._wake_devices()
+        return True
 
     def status(self, run_id: str) -> dict[str, Any] | None:
         """State, message, times and queue position of a run, live or from the store."""
@@ -198,6 +214,7 @@ class JobManager:
             for job in self._jobs.values():
                 job.cancel_requested.set()
         self._stopping.set()
+        self._wake_devices()
         for thread in self._threads:
             thread.join(timeout)
 
@@ -206,6 +223,10 @@ class JobManager:
         """Feeds one worker process with queued jobs and files what it reports."""
         worker = _WorkerProcess(self.runners, device)
         running: _RunningJob | None = None
+        wake, waker = socket.socketpair()
+        waker.setblocking(False)
+        with self._lock:
+            self._wakers.append(waker)
         try:
             while not self._stopping.is_set():
                 if running is None and not worker.alive():  # it died while idle (killed, failed warm-up)
@@ -217,7 +238,7 @@ class JobManager:
                 if running is not None and running.job.cancel_requested.is_set() and not running.cancel_sent:
                     worker.cancel(running.job.id)
                     running.cancel_sent = True
-                message = worker.receive(timeout=0.2)
+                message = worker.receive(timeout=1.0, wake=wake)
                 if message is not None:
                     running = self._handle(message, running)
                 elif running is not None and not worker.alive():
@@ -226,14 +247,27 @@ class JobManager:
                     running, worker = None, _WorkerProcess(self.runners, device)
         finally:
             worker.stop()
+            with self._lock:
+                self._wakers.remove(waker)
+            wake.close()
+            waker.close()
+
+    def _wake_devices(self) -> None:
+        with self._lock:
+            wakers = list(self._wakers)
+        for waker in wakers:
+            try:
+                waker.send(b"!")
+            except OSError:  # its buffer is full: it is awake already
+                pass
 
     def _handle(self, message: tuple, running: "_RunningJob | None") -> "_RunningJob | None":
         what = message[0]
         if what == "info":
             self.info.update(message[1])
-        elif what == "event" and running is not None and message[1] == running.job.id:
-            _, _, kind, data, t = message
-            running.record(self._append(running.job, kind, data, t))
+        elif what == "events" and running is not None and message[1] == running.job.id:
+            for kind, data, t in message[2]:
+                running.record(self._append(running.job, kind, data, t))
         elif what == "done" and running is not None and message[1] == running.job.id:
             self._done(running, message[2], message[3])
             return None
@@ -347,13 +381,18 @@ class _WorkerProcess:
     def cancel(self, run_id: str) -> None:
         self._send(("cancel", run_id))
 
-    def receive(self, timeout: float) -> tuple | None:
+    def receive(self, timeout: float, wake: socket.socket) -> tuple | None:
+        """The child's next message, or None after ``timeout`` or once ``wake`` has a byte."""
+        ready = wait([self.connection, wake], timeout)
+        if wake in ready:
+            wake.recv(4096)
+        if self.connection not in ready:
+            return None
         try:
-            if self.connection.poll(timeout):
-                return self.connection.recv()
+            return self.connection.recv()
         except (EOFError, OSError):
-            time.sleep(timeout)  # the child is gone; alive() says so
-        return None
+            time.sleep(0.1)  # the child is gone; alive() says so
+            return None
 
     def alive(self) -> bool:
         return self.process.poll() is None

@@ -1,7 +1,10 @@
 """Figures (plotly) and image grids (torchvision's make_grid), built from plain data."""
 from __future__ import annotations
 
+import copy
+import functools
 import io
+import math
 from typing import Sequence
 
 import pandas as pd
@@ -12,6 +15,7 @@ from plotly.subplots import make_subplots
 from torchvision.utils import make_grid
 
 RIGHT, WRONG = (46, 160, 67), (218, 54, 51)  # green and red frames around each digit
+MAX_LINE_POINTS = 1000
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
 
 
@@ -50,36 +54,20 @@ def _caption_cells(picture: Image.Image, labels, predicted, per_row: int, side: 
         draw.text((x, y), text, fill=RIGHT if truth == guess else WRONG, font=font, anchor="lt")
 
 
-def training_figure(runs: Sequence[tuple[str, pd.DataFrame]], labels: dict[str, str]) -> go.Figure:
-    """Loss, validation accuracy, learning rate and momentum against iterations, one colour per run.
+PANELS = {(1, 1): ("x", "y"), (1, 2): ("x2", "y2"), (2, 1): ("x3", "y3"), (2, 2): ("x4", "y4")}
+TITLE_KEYS = ("loss", "accuracy", "lr", "momentum", "loss_axis", "accuracy_axis", "lr_axis",
+              "momentum_axis", "iteration")
 
-    Each DataFrame has one row per step: step, train_loss, lr, momentum and, on the steps
-    where validation ran, valid_loss and accuracy. ``labels`` holds the translated titles.
-    """
+
+@functools.lru_cache(maxsize=8)
+def _panel_layout(titles: tuple[str, ...]) -> dict:
+    """The 2x2 grid with its titles, built once per language: make_subplots costs ~15 ms and
+    the live chart is redrawn twice a second."""
+    labels = dict(zip(TITLE_KEYS, titles))
     figure = make_subplots(
         rows=2, cols=2, shared_xaxes=True, vertical_spacing=0.14, horizontal_spacing=0.12,
         subplot_titles=(labels["loss"], labels["accuracy"], labels["lr"], labels["momentum"]),
     )
-    for i, (name, frame) in enumerate(runs):
-        colour = PALETTE[i % len(PALETTE)]
-        valid = frame.dropna(subset=["accuracy"]) if "accuracy" in frame else frame.iloc[0:0]
-        traces = [
-            (1, 1, frame["step"], frame["train_loss"], f"{name} · {labels['train']}", dict(width=1)),
-            (1, 1, valid["step"], valid.get("valid_loss"), f"{name} · {labels['valid']}", dict(width=2, dash="dot")),
-            (1, 2, valid["step"], valid.get("accuracy", pd.Series(dtype=float)) * 100, name, dict(width=2)),
-            (2, 1, frame["step"], frame["lr"], name, dict(width=2)),
-            (2, 2, frame["step"], frame["momentum"], name, dict(width=2)),
-        ]
-        for row, col, x, y, trace_name, line in traces:
-            figure.add_trace(
-                go.Scatter(x=x, y=y, name=trace_name, mode="lines+markers" if line.get("dash") or (row, col) == (1, 2) else "lines",
-                           line=dict(color=colour, **line), marker=dict(size=4),
-                           legendgroup=name, showlegend=(row, col) == (1, 1)),
-                row=row, col=col,
-            )
-    accuracies = [value for _, frame in runs if "accuracy" in frame for value in frame["accuracy"].dropna()]
-    lowest = min(accuracies, default=0.0) * 100
-    figure.update_yaxes(range=[max(0.0, lowest - 2), 100.5], row=1, col=2)  # 100% is the ceiling to look up to
     for row, col, title in ((1, 1, labels["loss_axis"]), (1, 2, labels["accuracy_axis"]),
                             (2, 1, labels["lr_axis"]), (2, 2, labels["momentum_axis"])):
         figure.update_yaxes(title_text=title, row=row, col=col)
@@ -87,7 +75,47 @@ def training_figure(runs: Sequence[tuple[str, pd.DataFrame]], labels: dict[str, 
                             showticklabels=True)
     figure.update_layout(height=620, margin=dict(l=10, r=10, t=40, b=10),
                          legend=dict(orientation="h", yanchor="bottom", y=-0.22, x=0))
+    return figure.layout.to_plotly_json()
+
+
+def training_figure(runs: Sequence[tuple[str, pd.DataFrame]], labels: dict[str, str]) -> go.Figure:
+    """Loss, validation accuracy, learning rate and momentum against iterations, one colour per run.
+
+    Each DataFrame has one row per step: step, train_loss, lr, momentum and, on the steps
+    where validation ran, valid_loss and accuracy. ``labels`` holds the translated titles.
+    """
+    figure = go.Figure(layout=copy.deepcopy(_panel_layout(tuple(labels[key] for key in TITLE_KEYS))))
+    for i, (name, frame) in enumerate(runs):
+        colour = PALETTE[i % len(PALETTE)]
+        valid = frame.dropna(subset=["accuracy"]) if "accuracy" in frame else frame.iloc[0:0]
+        frame = _thinned(frame)
+        traces = [
+            ((1, 1), frame["step"], frame["train_loss"], f"{name} · {labels['train']}", dict(width=1)),
+            ((1, 1), valid["step"], valid.get("valid_loss"), f"{name} · {labels['valid']}", dict(width=2, dash="dot")),
+            ((1, 2), valid["step"], valid.get("accuracy", pd.Series(dtype=float)) * 100, name, dict(width=2)),
+            ((2, 1), frame["step"], frame["lr"], name, dict(width=2)),
+            ((2, 2), frame["step"], frame["momentum"], name, dict(width=2)),
+        ]
+        for panel, x, y, trace_name, line in traces:
+            xaxis, yaxis = PANELS[panel]
+            with_markers = line.get("dash") or panel == (1, 2)  # validation: few points, each one counts
+            figure.add_trace(go.Scatter(
+                x=x, y=y, name=trace_name, mode="lines+markers" if with_markers else "lines",
+                line=dict(color=colour, **line), marker=dict(size=4), xaxis=xaxis, yaxis=yaxis,
+                legendgroup=name, showlegend=panel == (1, 1),
+            ))
+    accuracies = [value for _, frame in runs if "accuracy" in frame for value in frame["accuracy"].dropna()]
+    lowest = min(accuracies, default=0.0) * 100
+    figure.layout.yaxis2.range = [max(0.0, lowest - 2), 100.5]  # 100% is the ceiling to look up to
     return figure
+
+
+def _thinned(frame: pd.DataFrame, most: int = MAX_LINE_POINTS) -> pd.DataFrame:
+    """Every k-th step (and the last) of a long run: the browser need not draw 10,000 points."""
+    stride = math.ceil(len(frame) / most)
+    if stride <= 1:
+        return frame
+    return pd.concat([frame.iloc[::stride], frame.iloc[[-1]]]).drop_duplicates(subset="step")
 
 
 def confusion_figure(matrix: Sequence[Sequence[int]], labels: dict[str, str]) -> go.Figure:

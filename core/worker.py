@@ -37,6 +37,7 @@ def main(fd: int, runners: dict[str, str]) -> None:
         _, run_id, kind, spec = message
         context = RunContext(run_id, connection)
         state, outcome = run_one(resolved[kind], spec, context)
+        context.flush()
         connection.send(("done", run_id, state, outcome))
         if context.stop_requested:
             return

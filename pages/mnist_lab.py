@@ -166,6 +166,9 @@ def live_panel() -> None:
     run_id = st.session_state.get("mnist_run_id")
     if not run_id:
         st.info(tr("mnist.press_train"), icon="👆")
+        # Empty axes now: the student sees where the curves will come, and the browser has
+        # loaded plotly before the first points arrive (that load takes about a second).
+        st.plotly_chart(training_figure([], figure_labels()), width="stretch", key="mnist_chart")
         return
     view = run_view(run_id)
     status = manager.status(run_id)

@@ -103,11 +103,11 @@ def test_estimate_scales_with_epochs_digits_and_batch():
     one = estimate_seconds(MnistSpec(epochs=1), measured)
     assert one > 0
     assert estimate_seconds(MnistSpec(epochs=3), measured) == pytest.approx(3 * one)
-    # 469 steps of 128 at 0.01 s, and validation worth 52 steps per epoch
-    assert one == pytest.approx(0.01 * (math.ceil(60_000 / 128) + 52))
+    # 469 steps of 128 at 0.01 s, and validation worth 39 steps per epoch
+    assert one == pytest.approx(0.01 * (math.ceil(60_000 / 128) + 39))
     # half the digits: half the training, the same validation
     half = estimate_seconds(MnistSpec(epochs=1, n_train=30_000), measured)
-    assert half == pytest.approx(0.01 * (math.ceil(30_000 / 128) + 52))
+    assert half == pytest.approx(0.01 * (math.ceil(30_000 / 128) + 39))
     # a bigger batch: fewer steps, each longer, about the same time per epoch
     assert estimate_seconds(MnistSpec(epochs=1, batch_size=256), measured) == pytest.approx(one, rel=0.01)
 
