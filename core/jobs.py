@@ -23,7 +23,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from core.errors import RunCancelled, UserError
+from core.errors import UserError
 from core.runs import RunStore
 
 log = logging.getLogger(__name__)

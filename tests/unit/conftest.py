@@ -7,9 +7,25 @@ again in every process.
 """
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from core.data.mnist import DigitTensors, mnist_tensors
+from core.jobs import JobManager
+from core.runs import RunStore
+
+
+@contextlib.contextmanager
+def started_manager(db_path, runners):
+    """A job manager on its own store, shut down (workers stopped) afterwards."""
+    store = RunStore(db_path)
+    manager = JobManager(store, runners)
+    try:
+        yield manager
+    finally:
+        manager.shutdown()
+        store.close()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -14,6 +14,7 @@ import pytest
 from core.errors import UserError
 from core.jobs import JobManager, QuotaExceeded
 from core.runs import RunStore
+from tests.unit.conftest import started_manager
 from tests.unit.fake_runners import RUNNERS
 
 TIMEOUT = 60  # seconds; generous, the first job of a worker also pays for importing torch
@@ -26,13 +27,8 @@ def db_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def manager(db_path):
-    store = RunStore(db_path)
-    manager = JobManager(store, RUNNERS)
-    try:
+    with started_manager(db_path, RUNNERS) as manager:
         yield manager
-    finally:
-        manager.shutdown()
-        store.close()
 
 
 @pytest.fixture(autouse=True)

@@ -5,24 +5,18 @@ import time
 
 import pytest
 
-from core.jobs import JobManager
 from core.labs import RUNNERS
 from core.mnist_lab import ARCHITECTURES, estimate_seconds, preset_spec, spec_from_dict
-from core.runs import RunStore
 from core.train import DeviceConfig
+from tests.unit.conftest import started_manager
 
 TIMEOUT = 180
 
 
 @pytest.fixture(scope="module")
 def manager(tmp_path_factory):
-    store = RunStore(tmp_path_factory.mktemp("mnist-jobs") / "runs.sqlite")
-    manager = JobManager(store, RUNNERS)
-    try:
+    with started_manager(tmp_path_factory.mktemp("mnist-jobs") / "runs.sqlite", RUNNERS) as manager:
         yield manager
-    finally:
-        manager.shutdown()
-        store.close()
 
 
 def test_a_small_quick_run_trains_and_reports_a_confusion_matrix(manager):
