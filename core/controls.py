@@ -60,4 +60,4 @@ def to_query(controls: tuple[Control, ...], values: Mapping[str, Any]) -> dict[s
 
 
 def _format(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return repr(value) if isinstance(value, float) else str(value)  # repr: the link keeps every digit

@@ -8,6 +8,7 @@ ever touches Streamlit.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -120,11 +121,13 @@ class JobManager:
         devices: tuple[str, ...] = ("default",),
         max_running_per_session: int = 1,
         max_queued_per_session: int = 2,
+        max_queued_total: int = 20,
     ):
         self.store = store
         self.runners = dict(runners)
         self.max_running_per_session = max_running_per_session
         self.max_queued_per_session = max_queued_per_session
+        self.max_queued_total = max_queued_total
         self.info: dict[str, Any] = {}  # what workers measured at start-up (seconds per step, ...)
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._queue: list[str] = []
@@ -155,6 +158,9 @@ class JobManager:
                     running=len(mine) - queued, queued=queued,
                     max_running=self.max_running_per_session, max_queued=self.max_queued_per_session,
                 )
+            if len(self._queue) >= self.max_queued_total:
+                raise QuotaExceeded("jobs.queue_full", "{queued} runs are already waiting on this server. "
+                                    "Try again in a few minutes.", queued=len(self._queue))
             job = Job(id=uuid.uuid4().hex[:10], session=session, kind=kind, spec=dict(spec), created=time.time())
             self.store.add_run(job.id, session, kind, job.spec, job.created)
             self._jobs[job.id] = job
@@ -163,11 +169,12 @@ class JobManager:
         self._wake_devices()
         return job.id
 
-    def cancel(self, run_id: str) -> bool:
-        """Ask a run to stop: a queued one is dropped now, a running one at its next step."""
+    def cancel(self, run_id: str, session: str) -> bool:
+        """Ask a run of ``session``'s to stop: a queued one is dropped now, a running one at its
+        next step. Nobody can cancel another session's run."""
         with self._lock:
             job = self._jobs.get(run_id)
-            if job is None or job.state not in ACTIVE:
+            if job is None or job.state not in ACTIVE or job.session != session:
                 return False
             job.cancel_requested.set()
             if job.state == QUEUED:
@@ -183,7 +190,7 @@ class JobManager:
             if job is not None:
                 position = self._queue.index(run_id) + 1 if run_id in self._queue else None
                 return {
-                    "id": job.id, "kind": job.kind, "spec": job.spec, "state": job.state,
+                    "id": job.id, "session": job.session, "kind": job.kind, "spec": job.spec, "state": job.state,
                     "message": job.message, "created": job.created, "started": job.started,
                     "finished": job.finished, "queue_position": position,
                 }
@@ -212,7 +219,7 @@ class JobManager:
         """Cancel everything and stop the workers (tests and server shutdown)."""
         with self._lock:
             for job in self._jobs.values():
-                job.cancel_requested.set()
+                job.cancel_requested.set()  # the owner check of cancel() is for pages, not for this
         self._stopping.set()
         self._wake_devices()
         for thread in self._threads:
@@ -229,28 +236,45 @@ class JobManager:
             self._wakers.append(waker)
         try:
             while not self._stopping.is_set():
-                if running is None and not worker.alive():  # it died while idle (killed, failed warm-up)
-                    worker.stop()
-                    worker = _WorkerProcess(self.runners, device)
-                if running is None and (job := self._take_next()) is not None:
-                    running = _RunningJob(job, self.store)
-                    worker.start_job(job)
-                if running is not None and running.job.cancel_requested.is_set() and not running.cancel_sent:
-                    worker.cancel(running.job.id)
-                    running.cancel_sent = True
-                message = worker.receive(timeout=1.0, wake=wake)
-                if message is not None:
-                    running = self._handle(message, running)
-                elif running is not None and not worker.alive():
-                    self._done(running, FAILED, {"key": "run.worker_died", "params": {},
-                                                 "text": "The training process stopped (out of memory?)."})
-                    running, worker = None, _WorkerProcess(self.runners, device)
+                try:
+                    running, worker = self._serve_once(worker, running, wake, device)
+                except Exception:  # the store or the OS failed us: fail this run, keep serving
+                    log.exception("device %s: serving a run failed", device)
+                    if running is not None:
+                        worker.cancel(running.job.id)
+                        with contextlib.suppress(Exception):
+                            self._done(running, FAILED, {"key": "run.crashed", "params": {"error": "server error"},
+                                                         "text": "server error"})
+                        running = None
+                    time.sleep(1.0)
         finally:
             worker.stop()
             with self._lock:
                 self._wakers.remove(waker)
             wake.close()
             waker.close()
+
+    def _serve_once(self, worker: "_WorkerProcess", running: "_RunningJob | None", wake: socket.socket,
+                    device: str) -> tuple["_RunningJob | None", "_WorkerProcess"]:
+        """One turn of the device loop: start, cancel or follow a run; replace a dead worker."""
+        if running is None and not worker.alive():  # it died while idle (killed, failed warm-up)
+            worker.stop()
+            worker = _WorkerProcess(self.runners, device)
+        if running is None and (job := self._take_next()) is not None:
+            running = _RunningJob(job, self.store)
+            worker.start_job(job)
+        if running is not None and running.job.cancel_requested.is_set() and not running.cancel_sent:
+            worker.cancel(running.job.id)
+            running.cancel_sent = True
+        message = worker.receive(timeout=1.0, wake=wake)
+        if message is not None:
+            running = self._handle(message, running)
+        elif running is not None and not worker.alive():
+            self._done(running, FAILED, {"key": "run.worker_died", "params": {},
+                                         "text": "The training process stopped (out of memory?)."})
+            worker.stop()
+            running, worker = None, _WorkerProcess(self.runners, device)
+        return running, worker
 
     def _wake_devices(self) -> None:
         with self._lock:

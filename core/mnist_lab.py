@@ -68,16 +68,19 @@ def validate(spec: MnistSpec) -> MnistSpec:
         value = getattr(spec, name)
         if isinstance(value, bool) or not isinstance(value, int):
             raise UserError("mnist.whole_number", "{name} must be a whole number (got {value}).", name=name, value=value)
-    if not (isinstance(spec.max_lr, (int, float)) and math.isfinite(spec.max_lr) and spec.max_lr > 0):
+    lr_is_number = isinstance(spec.max_lr, (int, float)) and not isinstance(spec.max_lr, bool)
+    if not (lr_is_number and math.isfinite(spec.max_lr) and spec.max_lr > 0):
         raise UserError("mnist.lr_positive", "The learning rate must be a number above 0, such as 0.1 (got {lr}).", lr=spec.max_lr)
     if spec.max_lr > MAX_LR:
         raise UserError("mnist.lr_too_big", "A learning rate of {lr:g} is far too big: every run diverges. Use at most {max:g}; 0.1 is the lesson's.", lr=spec.max_lr, max=MAX_LR)
     if not 1 <= spec.epochs <= MAX_EPOCHS:
         raise UserError("mnist.epochs_range", "Epochs must be between 1 and {max} (got {epochs}).", epochs=spec.epochs, max=MAX_EPOCHS)
-    if not 1 <= spec.batch_size <= MAX_BATCH:
-        raise UserError("mnist.batch_range", "The batch size must be between 1 and {max} (got {batch}).", batch=spec.batch_size, max=MAX_BATCH)
+    if not 2 <= spec.batch_size <= MAX_BATCH:  # BatchNorm needs two items to train on
+        raise UserError("mnist.batch_range", "The batch size must be between 2 and {max} (got {batch}).", batch=spec.batch_size, max=MAX_BATCH)
     if not 100 <= spec.n_train <= 60_000:
         raise UserError("mnist.n_train_range", "Use between 100 and 60,000 training digits (got {n}).", n=spec.n_train)
+    if not 0 <= spec.seed < 2**31:
+        raise UserError("mnist.seed_range", "The seed must be between 0 and 2147483647 (got {seed}).", seed=spec.seed)
     if spec.optimizer not in OPTIMIZERS:
         raise UserError("mnist.bad_optimizer", "Unknown optimizer {name}.", name=spec.optimizer)
     return spec
@@ -86,7 +89,24 @@ def validate(spec: MnistSpec) -> MnistSpec:
 def spec_from_dict(values: dict) -> MnistSpec:
     """A validated spec from a plain dict (a stored run, or a page's widgets)."""
     known = {f.name for f in fields(MnistSpec)}
-    return validate(MnistSpec(**{k: v for k, v in values.items() if k in known}))
+    try:
+        return validate(MnistSpec(**{k: v for k, v in dict(values).items() if k in known}))
+    except (TypeError, ValueError, OverflowError) as error:
+        if isinstance(error, UserError):
+            raise
+        raise UserError("mnist.bad_spec", "These settings cannot be used: {error}", error=str(error)[:200]) from None
+
+
+def readable_runs(runs: list[dict]) -> list[dict]:
+    """The stored runs whose spec this version still understands (others are left out of lists)."""
+    readable = []
+    for run in runs:
+        try:
+            spec = spec_from_dict(run["spec"])
+        except (UserError, TypeError, ValueError):
+            continue
+        readable.append({**run, "spec": spec.to_dict()})  # every field there, defaults filled in
+    return readable
 
 
 def advice(spec: MnistSpec) -> list[tuple[str, str, dict]]:

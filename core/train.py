@@ -75,7 +75,9 @@ class TensorBatches:
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.labels) / self.batch_size)
+        batches = math.ceil(len(self.labels) / self.batch_size)
+        leftover_of_one = self.shuffle and len(self.labels) % self.batch_size == 1
+        return batches - 1 if leftover_of_one else batches
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.labels)
@@ -83,6 +85,8 @@ class TensorBatches:
         order = order.to(self.images.device)
         for start in range(0, n, self.batch_size):
             index = order[start:start + self.batch_size]
+            if self.shuffle and len(index) == 1:
+                return  # BatchNorm cannot train on one item (it has no variance); skip that leftover
             yield self.images[index], self.labels[index]
 
 

@@ -24,7 +24,11 @@ def main(fd: int, runners: dict[str, str]) -> None:
     for module in {sys.modules[function.__module__] for function in resolved.values()}:
         warm_up = getattr(module, "warm_up", None)
         if warm_up is not None:
-            connection.send(("info", warm_up()))
+            try:
+                connection.send(("info", warm_up()))
+            except Exception as error:  # e.g. data that cannot be unpacked: say so, keep serving
+                log.exception("warm-up of %s failed", module.__name__)
+                connection.send(("info", {"warm_up_error": f"{type(error).__name__}: {error}"[:300]}))
     while True:
         try:
             message = connection.recv()

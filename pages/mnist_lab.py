@@ -29,16 +29,20 @@ CONTROLS = (
 manager = job_manager()
 
 
-def load_link_settings() -> None:
-    """On a page's first run, settings come from the link (bad ones are named, then ignored)."""
-    if st.session_state.get("mnist_loaded"):
+def load_settings() -> None:
+    """The widgets' values: as they are; or, back from another page (Streamlit forgets the
+    state of widgets that were not drawn), as they were; or, on a first visit, from the link
+    (bad values there are named, then ignored)."""
+    if "mnist_arch" in st.session_state:
+        return
+    if "mnist_saved" in st.session_state:
+        st.session_state.update(st.session_state.mnist_saved)
         return
     values, ignored = read_query(CONTROLS, st.query_params)
     for name, value in values.items():
         st.session_state[f"mnist_{name}"] = str(value) if name == "lr" else value
     st.session_state.mnist_run_id = values["run"] or None
     st.session_state.mnist_ignored = ignored
-    st.session_state.mnist_loaded = True
 
 
 def apply_preset() -> None:
@@ -80,8 +84,8 @@ def run_label(run: dict) -> str:
     return f"{run['id'][:6]} · {tr('arch.' + spec.get('arch', 'basic_cnn'))} · lr {spec.get('max_lr', 0):g}"
 
 
-load_link_settings()
-all_runs = manager.store.list_runs(kind=lab.KIND)  # newest first
+load_settings()
+all_runs = lab.readable_runs(manager.store.list_runs(kind=lab.KIND))  # newest first
 st.title(tr("mnist.title"))
 st.write(tr("mnist.intro"))
 for name in st.session_state.pop("mnist_ignored", []):
@@ -121,16 +125,17 @@ with settings:
 
     current = st.session_state.get("mnist_run_id")
     current_view = run_view(current) if current else None
-    busy = current_view is not None and current_view.active
+    watching = current_view is not None and current_view.active  # possibly someone else's shared run
+    mine = watching and current in manager.active_runs(session_id())
     train_col, cancel_col = st.columns(2)
-    if train_col.button(tr("mnist.train"), type="primary", disabled=spec is None or busy, width="stretch"):
+    if train_col.button(tr("mnist.train"), type="primary", disabled=spec is None or mine, width="stretch"):
         try:
             st.session_state.mnist_run_id = manager.submit(lab.KIND, spec.to_dict(), session_id())
             st.rerun()
         except UserError as error:
             show_user_error(error)
-    if cancel_col.button(tr("mnist.cancel"), disabled=not busy, width="stretch"):
-        manager.cancel(current)
+    if cancel_col.button(tr("mnist.cancel"), disabled=not mine, width="stretch"):
+        manager.cancel(current, session_id())
         st.toast(tr("mnist.cancel_sent"))
 
 with table:
@@ -144,6 +149,8 @@ with table:
     )
     st.caption(tr("mnist.param_total", total=int(layers["parameters"].sum())))
 
+st.session_state.mnist_saved = {f"mnist_{c.name}": st.session_state[f"mnist_{c.name}"]
+                                for c in CONTROLS if c.name != "run"}
 mirror_to_link(CONTROLS, {
     "arch": st.session_state.mnist_arch, "preset": st.session_state.mnist_preset,
     "epochs": st.session_state.mnist_epochs, "lr": spec.max_lr if spec else 0.1,
@@ -161,7 +168,7 @@ compare_ids = st.multiselect(
 )
 
 
-@st.fragment(run_every=0.5 if busy else None)
+@st.fragment(run_every=0.5 if watching else None)
 def live_panel() -> None:
     run_id = st.session_state.get("mnist_run_id")
     if not run_id:
@@ -216,13 +223,13 @@ def live_panel() -> None:
         with facts:
             st.metric(tr("mnist.final_accuracy"), f"{view.result['accuracy']:.2%}")
             st.caption(tr("mnist.confusion_caption"))
-    if busy and not view.active:
+    if watching and not view.active:
         st.rerun()  # the run ended: redraw the whole page so Train is enabled again
 
 
 live_panel()
 
-with st.expander(tr("mnist.your_runs")):
+with st.expander(tr("mnist.all_runs")):
     if past_runs or current:
         listing = pd.DataFrame([{
             tr("runs.id"): run["id"], tr("runs.when"): pd.to_datetime(run["created"], unit="s").strftime("%Y-%m-%d %H:%M"),

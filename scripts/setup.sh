@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Shared set-up: a virtual environment in .venv with the pinned packages, MNIST unpacked.
-# Usage: source scripts/setup.sh [requirements file]
+# Usage: bash scripts/setup.sh [requirements file]   (run_app.sh and run_tests.sh call it)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 requirements=${1:-requirements.txt}

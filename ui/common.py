@@ -48,6 +48,8 @@ def show_user_error(error: UserError) -> None:
 
 def device_line() -> str:
     info = job_manager().info
+    if "warm_up_error" in info:
+        return tr("device.warm_up_failed", error=info["warm_up_error"])
     if not info:
         return tr("device.measuring")
     if info.get("device", "CPU") == "CPU":

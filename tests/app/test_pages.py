@@ -162,3 +162,16 @@ def test_cancel_stops_a_run():
     from ui.common import job_manager
 
     assert job_manager().status(run_id)["state"] == "cancelled"
+
+
+def test_settings_survive_a_visit_to_home():
+    app = open_page(MNIST_PAGE)
+    app.number_input(key="mnist_epochs").set_value(5).run()
+    app.text_input(key="mnist_lr").set_value("0.03").run()
+    app.switch_page("pages/home.py").run()
+    app.query_params.clear()  # a browser's link loses the lab's settings on the way to Home
+    app.run()
+    app.switch_page(MNIST_PAGE).run()
+    assert not app.exception and not app.error
+    assert app.number_input(key="mnist_epochs").value == 5
+    assert app.text_input(key="mnist_lr").value == "0.03"

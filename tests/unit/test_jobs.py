@@ -35,7 +35,7 @@ def manager(db_path):
 def idle_afterwards(manager):
     yield
     for run_id in manager.active_runs():
-        manager.cancel(run_id)
+        manager.cancel(run_id, manager.status(run_id)["session"])
     deadline = time.monotonic() + TIMEOUT
     while manager.active_runs() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -107,7 +107,7 @@ def test_submit_of_an_unknown_kind_is_refused(manager):
         manager.submit("gan", {}, "s-unknown")
     assert manager.status("no-such-run") is None
     assert manager.events("no-such-run") == ([], 0)
-    assert manager.cancel("no-such-run") is False
+    assert manager.cancel("no-such-run", "s-unknown") is False
 
 
 def test_events_through_a_cursor_arrive_in_order_and_only_once(manager):
@@ -130,14 +130,15 @@ def test_events_through_a_cursor_arrive_in_order_and_only_once(manager):
 def test_cancelling_a_running_job_stops_it(manager):
     run_id = manager.submit("count", {"steps": 400, "sleep": 0.05}, "s-cancel")
     wait_for(lambda: len(metrics_of(all_events(manager, run_id))) >= 3, "the run to be under way")
-    assert manager.cancel(run_id) is True
+    assert manager.cancel(run_id, "someone-else") is False  # only its own browser may cancel a run
+    assert manager.cancel(run_id, "s-cancel") is True
     status = wait_state(manager, run_id, "finished", "failed", "cancelled", timeout=30)
     assert status["state"] == "cancelled"
     events = all_events(manager, run_id)
     assert len(metrics_of(events)) < 400
     assert not [e for e in events if e.kind == "result"]
     assert states_of(events) == ["queued", "running", "cancelled"]
-    assert manager.cancel(run_id) is False  # nothing left to cancel
+    assert manager.cancel(run_id, "s-cancel") is False  # nothing left to cancel
     assert manager.store.get_run(run_id)["state"] == "cancelled"
 
 
@@ -147,7 +148,7 @@ def test_cancelling_a_queued_job_ends_it_at_once(manager):
     waiting = manager.submit("count", {"steps": 2}, "s-waiting")
     assert manager.status(waiting)["state"] == "queued"
     assert manager.status(waiting)["queue_position"] == 1
-    assert manager.cancel(waiting) is True
+    assert manager.cancel(waiting, "s-waiting") is True
     status = manager.status(waiting)  # no waiting: the worker never sees it
     assert status["state"] == "cancelled" and status["queue_position"] is None
     assert states_of(all_events(manager, waiting)) == ["queued", "cancelled"]
@@ -172,7 +173,7 @@ def test_a_session_may_have_one_running_and_two_queued(manager):
     assert sorted(manager.active_runs("s-greedy")) == sorted([first, second, third])
     other = manager.submit("count", {"steps": 1}, "s-modest")  # another browser is not blocked
     assert manager.status(other)["state"] == "queued"
-    manager.cancel(third)
+    manager.cancel(third, "s-greedy")
     fourth = manager.submit("count", long, "s-greedy")  # room again after a cancel
     assert manager.status(fourth)["state"] == "queued"
 

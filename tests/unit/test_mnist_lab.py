@@ -45,6 +45,8 @@ BAD = [
     ("epochs", 0, "mnist.epochs_range"),
     ("epochs", 51, "mnist.epochs_range"),
     ("batch_size", 0, "mnist.batch_range"),
+    ("batch_size", 1, "mnist.batch_range"),  # BatchNorm cannot train on a single digit
+    ("seed", -1, "mnist.seed_range"),
     ("batch_size", 5000, "mnist.batch_range"),
     ("n_train", 10, "mnist.n_train_range"),
     ("n_train", 60_001, "mnist.n_train_range"),
@@ -66,7 +68,7 @@ def test_validate_refuses_with_a_message_key(field, value, key):
 
 def test_validate_accepts_the_limits():
     for spec in (MnistSpec(max_lr=100.0), MnistSpec(max_lr=1e-6), MnistSpec(epochs=1), MnistSpec(epochs=50),
-                 MnistSpec(batch_size=1), MnistSpec(batch_size=4096), MnistSpec(n_train=100),
+                 MnistSpec(batch_size=2), MnistSpec(batch_size=4096), MnistSpec(n_train=100),
                  MnistSpec(optimizer="adam")):
         assert validate(spec) is spec
 
@@ -135,3 +137,13 @@ def test_timings_come_from_the_newest_finished_run_on_this_device():
 def test_steps_per_epoch():
     assert mnist_lab.steps_per_epoch(MnistSpec(n_train=6_000, batch_size=128)) == 47
     assert mnist_lab.steps_per_epoch(MnistSpec(n_train=600, batch_size=128)) == 5
+
+
+def test_a_stored_spec_that_makes_no_sense_is_a_user_error():
+    for values in ({"arch": ["basic_cnn"]}, {"max_lr": True}, {"max_lr": 10**400}, {"epochs": "3"}):
+        with pytest.raises(UserError):
+            spec_from_dict(values)
+    runs = [{"spec": {"arch": "basic_cnn"}}, {"spec": {"arch": ["x"]}}, {"spec": None}]
+    readable = mnist_lab.readable_runs(runs)
+    assert [run["spec"]["arch"] for run in readable] == ["basic_cnn"]
+    assert readable[0]["spec"]["epochs"] == MnistSpec().epochs  # missing fields get their defaults

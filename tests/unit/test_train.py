@@ -231,3 +231,12 @@ def test_amp_and_channels_last_path_trains_on_the_cpu(small):
     assert all(not torch.equal(a, b) for a, b in zip(before, conv_weights))
     logits = learner.predict(small[1].images[:10])
     assert logits.dtype == torch.float32 and logits.shape == (10, 10)
+
+
+def test_a_leftover_batch_of_one_digit_is_skipped_in_training():
+    images, labels = torch.zeros(9, 1, 28, 28), torch.arange(9) % 10
+    training = TensorBatches(images, labels, batch_size=4, shuffle=True)
+    sizes = [len(batch) for batch, _ in training]
+    assert sizes == [4, 4] and len(training) == 2  # BatchNorm cannot train on the ninth digit alone
+    sizes = [len(batch) for batch, _ in TensorBatches(images, labels, batch_size=4, shuffle=False)]
+    assert sizes == [4, 4, 1]  # evaluation keeps every digit
