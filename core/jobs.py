@@ -237,7 +237,7 @@ class JobManager:
         try:
             while not self._stopping.is_set():
                 try:
-                    running, worker = self._serve_once(worker, running, wake, device)
+                    running, worker = self._serve_once(worker, running, wake)
                 except Exception:  # the store or the OS failed us: fail this run, keep serving
                     log.exception("device %s: serving a run failed", device)
                     if running is not None:
@@ -254,12 +254,11 @@ class JobManager:
             wake.close()
             waker.close()
 
-    def _serve_once(self, worker: "_WorkerProcess", running: "_RunningJob | None", wake: socket.socket,
-                    device: str) -> tuple["_RunningJob | None", "_WorkerProcess"]:
+    def _serve_once(self, worker: "_WorkerProcess", running: "_RunningJob | None",
+                    wake: socket.socket) -> tuple["_RunningJob | None", "_WorkerProcess"]:
         """One turn of the device loop: start, cancel or follow a run; replace a dead worker."""
         if running is None and not worker.alive():  # it died while idle (killed, failed warm-up)
-            worker.stop()
-            worker = _WorkerProcess(self.runners, device)
+            worker = worker.replaced()
         if running is None and (job := self._take_next()) is not None:
             running = _RunningJob(job, self.store)
             worker.start_job(job)
@@ -272,8 +271,7 @@ class JobManager:
         elif running is not None and not worker.alive():
             self._done(running, FAILED, {"key": "run.worker_died", "params": {},
                                          "text": "The training process stopped (out of memory?)."})
-            worker.stop()
-            running, worker = None, _WorkerProcess(self.runners, device)
+            running, worker = None, worker.replaced()
         return running, worker
 
     def _wake_devices(self) -> None:
@@ -397,7 +395,12 @@ class _WorkerProcess:
         )
         child_end.close()
         self.connection = Connection(parent_end.detach())
-        self.device = device
+        self.runners, self.device = dict(runners), device
+
+    def replaced(self) -> "_WorkerProcess":
+        """A fresh worker for the same device, this one stopped and its socket closed."""
+        self.stop()
+        return _WorkerProcess(self.runners, self.device)
 
     def start_job(self, job: Job) -> None:
         self._send(("run", job.id, job.kind, job.spec))

@@ -144,13 +144,6 @@ def run_mnist(spec_values: dict, context) -> None:
     if device.device.type == "cuda":  # GPU-resident data: no host-to-device copy per batch
         train = DigitTensors(train.images.to(device.device), train.labels.to(device.device))
     model = build(spec.arch)
-    learner = Learner(
-        model,
-        TensorBatches(train.images, train.labels, spec.batch_size, shuffle=True, seed=spec.seed),
-        TensorBatches(valid.images, valid.labels, 1000, shuffle=False),
-        make_optimizer(spec.optimizer, model.parameters(), spec.max_lr),
-        device=device,
-    )
     validation = Validation(valid.images, valid.labels, every=max(1, steps_per_epoch(spec) // VALIDATIONS_PER_EPOCH))
     sample_images, sample_labels = valid.images[:SAMPLE_DIGITS], valid.labels[:SAMPLE_DIGITS].tolist()
 
@@ -159,11 +152,17 @@ def run_mnist(spec_values: dict, context) -> None:
         png = digit_grid_png(denormalise(sample_images), sample_labels, predicted)
         context.emit("samples", {"png": png, "step": learner.step})
 
-    learner.callbacks = sorted([
-        CancelCheck(context.cancelled), OneCycle(spec.max_lr), NaNGuard(), validation,
-        Periodically(SAMPLE_EVERY_SECONDS, emit_samples),
-        Reporter(lambda row: context.emit("metrics", row)),
-    ], key=lambda cb: cb.order)
+    learner = Learner(
+        model,
+        TensorBatches(train.images, train.labels, spec.batch_size, shuffle=True, seed=spec.seed),
+        make_optimizer(spec.optimizer, model.parameters(), spec.max_lr),
+        callbacks=[
+            CancelCheck(context.cancelled), OneCycle(spec.max_lr), NaNGuard(), validation,
+            Periodically(SAMPLE_EVERY_SECONDS, emit_samples),
+            Reporter(lambda row: context.emit("metrics", row)),
+        ],
+        device=device,
+    )
     emit_samples(learner)
     started = time.perf_counter()
     learner.fit(spec.epochs)

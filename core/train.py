@@ -98,15 +98,16 @@ class Callback:
 
 
 class Learner:
-    """Model + data + optimizer + callbacks. ``fit`` is the whole training loop."""
+    """Model + training data + optimizer + callbacks. ``fit`` is the whole training loop
+    (validation is a callback's job: see ``Validation``)."""
 
-    def __init__(self, model: nn.Module, train: TensorBatches, valid: TensorBatches,
+    def __init__(self, model: nn.Module, train: TensorBatches,
                  optimizer: torch.optim.Optimizer, callbacks: Sequence[Callback] = (),
                  device: DeviceConfig | None = None,
                  loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy):
         self.device = device or DeviceConfig.auto()
         self.model = self.device.prepare_model(model)
-        self.train_data, self.valid_data = train, valid
+        self.train_data = train
         self.optimizer, self.loss_fn = optimizer, loss_fn
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         self.scaler = self.device.grad_scaler()

@@ -31,7 +31,6 @@ def make_learner(small, lr=0.1, callbacks=(), batch_size=64, device=CPU, arch="b
     return Learner(
         model,
         TensorBatches(train.images, train.labels, batch_size, shuffle=True, seed=seed),
-        TensorBatches(valid.images, valid.labels, 1000, shuffle=False),
         optimizer, callbacks, device=device,
     )
 
@@ -127,7 +126,6 @@ def test_nan_guard_catches_a_nan_loss():
     images, labels = torch.randn(8, 1, 28, 28), torch.zeros(8, dtype=torch.long)
     model = build("basic_cnn")
     learner = Learner(model, TensorBatches(images, labels, 4, shuffle=False),
-                      TensorBatches(images, labels, 4, shuffle=False),
                       torch.optim.SGD(model.parameters(), lr=0.01), [NaNGuard()], device=CPU,
                       loss_fn=lambda out, y: out.sum() * float("nan"))
     with pytest.raises(TrainingDiverged, match="became NaN at step 1"):
@@ -189,7 +187,6 @@ def test_one_cycle_records_adams_beta1_as_momentum(small):
     model = build("basic_cnn")
     rows = []
     learner = Learner(model, TensorBatches(train.images[:320], train.labels[:320], 32, shuffle=True),
-                      TensorBatches(valid.images, valid.labels, 1000, shuffle=False),
                       torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.99)),
                       [OneCycle(1e-3), Reporter(rows.append)], device=CPU)
     learner.fit(1)
