@@ -8,6 +8,8 @@ a page translates ``key`` with ``core.i18n.t`` and shows it with ``st.error``.
 class UserError(ValueError):
     """Bad input or a run that cannot go on, with a message that says what to change."""
 
+    phase: int | None = None  # the row of a schedule table the problem is in, when there is one
+
     def __init__(self, key: str, english: str, **params):
         self.key = key
         self.params = params

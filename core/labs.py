@@ -15,7 +15,7 @@ class Lab:
 
 LABS = (
     Lab("mnist", 1, 7, "pages/mnist_lab.py", "🔢"),
-    Lab("schedules", 2, 13, None, "📈"),
+    Lab("schedules", 2, 13, "pages/schedule_lab.py", "📈"),
     Lab("convolutions", 2, 12, None, "🧮"),
     Lab("style", 2, 13, None, "🎨"),
     Lab("gans", 2, 12, None, "🌀"),
@@ -26,4 +26,8 @@ LABS = (
 )
 
 # Spec kind -> "module:function" that a worker process imports to train it.
-RUNNERS = {"mnist": "core.mnist_lab:run_mnist"}
+RUNNERS = {
+    "mnist": "core.mnist_lab:run_mnist",
+    "schedule": "core.schedule_lab:run_schedule",
+    "lr_finder": "core.schedule_lab:run_lr_finder",
+}

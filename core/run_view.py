@@ -7,6 +7,8 @@ import pandas as pd
 
 from core.jobs import ACTIVE, Event, JobManager
 
+TRAINING_COLUMNS = ("step", "epoch", "train_loss", "lr", "momentum", "valid_loss", "accuracy", "valid_on")
+
 
 @dataclass
 class RunView:
@@ -42,9 +44,10 @@ class RunView:
     def active(self) -> bool:
         return self.state in ACTIVE
 
-    def frame(self) -> pd.DataFrame:
-        columns = ["step", "epoch", "train_loss", "lr", "momentum", "valid_loss", "accuracy", "valid_on"]
-        return pd.DataFrame(self.rows).reindex(columns=columns)
+    def frame(self, columns: tuple[str, ...] = TRAINING_COLUMNS) -> pd.DataFrame:
+        """The metrics so far, one row per step, with at least ``columns`` (blank where never sent)."""
+        frame = pd.DataFrame(self.rows)
+        return frame.reindex(columns=list(dict.fromkeys([*columns, *frame.columns])))
 
     @property
     def latest(self) -> dict:

@@ -44,3 +44,85 @@ for epoch in range({epochs}):
         correct = sum((model(x).argmax(1) == y).sum().item() for x, y in valid)
     print(f"epoch {{epoch + 1}}: accuracy {{correct / len(valid.dataset):.2%}}")
 '''
+
+
+def schedule_snippet(phases, iters_per_epoch: int, arch: str, batch_size: int) -> str:
+    """Plain PyTorch that follows the same phases: a new optimizer at each boundary, and lr and
+    momentum set by the lesson's formulas before every step (what PhaseDriver does)."""
+    lines = []
+    for phase in phases:
+        kind, power = (phase.lr_decay if isinstance(phase.lr_decay, tuple) else (phase.lr_decay, 1.0))
+        mom_kind, mom_power = (phase.momentum_decay if isinstance(phase.momentum_decay, tuple) else (phase.momentum_decay, 1.0))
+        lr, momentum = phase.lr_span(), phase.momentum_span()
+        lines.append(
+            f"    dict(epochs={phase.epochs:g}, opt={phase.opt_fn!r}, lr=({lr[0]:g}, {lr[1]:g}), "
+            f"lr_decay=({kind.value!r}, {power:g}), mom=({momentum[0]:g}, {momentum[1]:g}), "
+            f"mom_decay=({mom_kind.value!r}, {mom_power:g})"
+            + (f", size={phase.image_size}" if phase.image_size else "") + "),"
+        )
+    table = "\n".join(lines)
+    return f'''import math
+
+import torch
+import torch.nn.functional as F
+
+# model = {arch}()  # see the MNIST lab's code panel; train = a DataLoader with batch_size={batch_size}
+iters_per_epoch = {iters_per_epoch}  # len(train)
+phases = [
+{table}
+]
+
+
+def decayed(start, end, kind, power, i, n):
+    """Lesson 13's decay formulas: the value at iteration i of a phase of n iterations."""
+    t = i / n
+    if kind == "no":
+        return start
+    if kind == "linear":
+        return start + (end - start) * t
+    if kind == "cosine":
+        return end + (start - end) / 2 * (1 + math.cos(math.pi * t))
+    if kind == "exponential":
+        return start * (end / start) ** t
+    return end + (start - end) * (1 - t) ** power  # polynomial
+
+
+def make_optimizer(name, params, momentum):
+    if name == "adam":
+        return torch.optim.Adam(params, betas=(momentum, 0.99))  # Adam's "momentum" is beta1
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, momentum=momentum)
+    return torch.optim.SGD(params, lr=0.0, momentum=momentum)  # plain SGD: momentum 0
+
+
+def set_momentum(group, value):
+    if "betas" in group:
+        group["betas"] = (value, group["betas"][1])
+    else:
+        group["momentum"] = value
+
+
+batches = iter(())
+elapsed = 0.0
+done = 0
+for phase in phases:
+    elapsed += phase["epochs"]
+    n = round(elapsed * iters_per_epoch) - done  # rounded from the running total: no drift
+    optimizer = make_optimizer(phase["opt"], model.parameters(), phase["mom"][0])  # a new one at each boundary
+    for i in range(n):
+        for group in optimizer.param_groups:
+            group["lr"] = decayed(*phase["lr"], *phase["lr_decay"], i, n)
+            set_momentum(group, decayed(*phase["mom"], *phase["mom_decay"], i, n))
+        images, labels = next(batches, (None, None))
+        if images is None:
+            batches = iter(train)
+            images, labels = next(batches)
+        if "size" in phase:  # progressive resizing
+            images = F.interpolate(images, size=phase["size"], mode="bilinear", antialias=True)
+        loss = F.cross_entropy(model(images), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    done += n
+'''
+

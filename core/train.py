@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.errors import RunCancelled, TrainingDiverged
+from core.schedules import PhaseDriver, read_momentum
 
 HOOKS = ("before_fit", "before_epoch", "before_batch", "after_batch", "after_epoch", "after_fit")
 
@@ -112,6 +113,7 @@ class Learner:
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         self.scaler = self.device.grad_scaler()
         self.epoch = self.step = self.total_steps = 0
+        self.image_size: int | None = None  # progressive resizing: a callback may set it per phase
         self.loss = float("nan")
         self.metrics: dict[str, float] = {}  # what callbacks computed for the current step
 
@@ -121,23 +123,33 @@ class Learner:
             if method is not None:
                 method(self)
 
-    def fit(self, epochs: int) -> None:
-        self.total_steps = epochs * len(self.train_data)
+    def fit(self, epochs: float) -> None:
+        """Train for ``epochs`` passes over the data; a fraction (1.35) stops part-way through a pass."""
+        self.total_steps = round(epochs * len(self.train_data))
         self("before_fit")
         try:
-            for self.epoch in range(epochs):
+            for self.epoch in range(math.ceil(self.total_steps / len(self.train_data))):
                 self.model.train()
                 self("before_epoch")
                 for images, labels in self.train_data:
                     self.one_batch(images, labels)
+                    if self.step >= self.total_steps:
+                        break
                 self("after_epoch")
         finally:
             self("after_fit")
 
+    def prepare_images(self, images: torch.Tensor) -> torch.Tensor:
+        """On the device, in its memory format, at the current image size."""
+        images = self.device.prepare_images(images)
+        if self.image_size is not None and images.shape[-1] != self.image_size:
+            images = F.interpolate(images, size=(self.image_size, self.image_size), mode="bilinear", antialias=True)
+        return images
+
     def one_batch(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         self.metrics = {}
         self("before_batch")
-        images, labels = self.device.prepare_images(images), labels.to(self.device.device)
+        images, labels = self.prepare_images(images), labels.to(self.device.device)
         with self.device.autocast():
             loss = self.loss_fn(self.model(images), labels)
         self.optimizer.zero_grad(set_to_none=True)
@@ -149,23 +161,26 @@ class Learner:
         self("after_batch")
 
     @torch.no_grad()
-    def predict(self, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-        """Logits for ``images`` in eval mode (BatchNorm uses its running statistics)."""
-        was_training = self.model.training
-        self.model.eval()
+    def predict(self, images: torch.Tensor, batch_size: int = 1000, model: nn.Module | None = None) -> torch.Tensor:
+        """Logits for ``images`` in eval mode (BatchNorm uses its running statistics), by the
+        learner's model or another one on the same device (an averaged one, say)."""
+        model = model or self.model
+        was_training = model.training
+        model.eval()
         try:
             chunks = []
             for start in range(0, len(images), batch_size):
-                batch = self.device.prepare_images(images[start:start + batch_size])
+                batch = self.prepare_images(images[start:start + batch_size])
                 with self.device.autocast():
-                    chunks.append(self.model(batch).float().cpu())
+                    chunks.append(model(batch).float().cpu())
             return torch.cat(chunks)
         finally:
-            self.model.train(was_training)
+            model.train(was_training)
 
-    def validate(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float, torch.Tensor]:
+    def validate(self, images: torch.Tensor, labels: torch.Tensor,
+                 model: nn.Module | None = None) -> tuple[float, float, torch.Tensor]:
         """(loss, accuracy, predicted labels) on the given digits."""
-        logits = self.predict(images)
+        logits = self.predict(images, model=model)
         labels = labels.cpu()
         loss = F.cross_entropy(logits, labels).item()
         predicted = logits.argmax(dim=1)
@@ -190,13 +205,69 @@ class OneCycle(Callback):
         )
 
     def before_batch(self, learner: Learner) -> None:
-        group = learner.optimizer.param_groups[0]
-        momentum = group.get("momentum", group.get("betas", (None,))[0])
-        learner.metrics.update(lr=group["lr"], momentum=momentum)
+        record_optimizer_state(learner)
 
     def after_batch(self, learner: Learner) -> None:
         if learner.step < learner.total_steps:  # OneCycleLR refuses a step past its end
             self.scheduler.step()
+
+
+def record_optimizer_state(learner: Learner) -> None:
+    """The lr and momentum this step will use, read back from the optimizer itself (its last
+    param group: the head, when learning rates are discriminative)."""
+    group = learner.optimizer.param_groups[-1]
+    learner.metrics.update(lr=group["lr"], momentum=read_momentum(group))
+
+
+class PhaseSchedule(Callback):
+    """Lesson 13's ``fit_opt_sched``: each step gets the optimizer, lr, momentum and image
+    size its phase plans (see ``core.schedules.PhaseDriver``)."""
+
+    order = -10
+
+    def __init__(self, driver: PhaseDriver):
+        self.driver = driver
+
+    def before_fit(self, learner: Learner) -> None:
+        if learner.total_steps != self.driver.total_iterations:
+            raise ValueError(f"fit for {self.driver.total_iterations} steps, the schedule's length")
+
+    def before_batch(self, learner: Learner) -> None:
+        learner.optimizer = self.driver.optimizer_for(learner.step)
+        learner.image_size = self.driver.image_size_for(learner.step)
+        record_optimizer_state(learner)
+        learner.metrics.update(phase=self.driver.phase_index + 1)
+
+
+class WeightAveraging(Callback):
+    """Stochastic weight averaging (Lesson 13) with torch.optim.swa_utils: from ``start_step``
+    on, every ``every`` steps the weights join a running average ``AveragedModel`` keeps;
+    ``finish`` then recomputes its BatchNorm statistics with one pass over the training data."""
+
+    order = 50
+
+    def __init__(self, start_step: int, every: int):
+        self.start_step, self.every = start_step, every
+
+    def before_fit(self, learner: Learner) -> None:
+        self.averaged = torch.optim.swa_utils.AveragedModel(learner.model)
+
+    @property
+    def models_averaged(self) -> int:
+        return int(self.averaged.n_averaged)
+
+    def after_batch(self, learner: Learner) -> None:
+        if learner.step >= self.start_step and (learner.step - self.start_step) % self.every == 0:
+            self.averaged.update_parameters(learner.model)
+            learner.metrics.update(swa_models=self.models_averaged)
+
+    def finish(self, learner: Learner) -> nn.Module | None:
+        """The averaged model, ready to evaluate; None if training ended before SWA began."""
+        if self.models_averaged == 0:
+            return None
+        batches = (learner.prepare_images(images) for images, _ in learner.train_data)
+        torch.optim.swa_utils.update_bn(batches, self.averaged)
+        return self.averaged
 
 
 class CancelCheck(Callback):
@@ -250,7 +321,7 @@ class Validation(Callback):
         self.last_predicted: torch.Tensor | None = None
 
     def after_batch(self, learner: Learner) -> None:
-        if learner.step % len(learner.train_data) == 0:
+        if learner.step % len(learner.train_data) == 0 or learner.step == learner.total_steps:
             loss, accuracy, self.last_predicted = learner.validate(self.images, self.labels)
             learner.metrics.update(valid_loss=loss, accuracy=accuracy, valid_on=len(self.labels))
         elif learner.step % self.every == 0:

@@ -129,3 +129,112 @@ def confusion_figure(matrix: Sequence[Sequence[int]], labels: dict[str, str]) ->
     figure.update_yaxes(title_text=labels["actual"], autorange="reversed", type="category")
     figure.update_layout(height=460, margin=dict(l=10, r=10, t=30, b=10))
     return figure
+
+
+# ----- the learning-rate & momentum lab ----------------------------------------------------------
+SCHEDULE_TITLE_KEYS = ("lr", "momentum", "loss", "lr_axis", "momentum_axis", "loss_axis", "iteration")
+PLAN_COLOUR = "#444444"
+
+
+@functools.lru_cache(maxsize=8)
+def _schedule_layout(titles: tuple[str, ...]) -> dict:
+    """Three panels stacked on one iteration axis: lr, momentum, loss (built once per language)."""
+    labels = dict(zip(SCHEDULE_TITLE_KEYS, titles))
+    figure = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.07,
+                           subplot_titles=(labels["lr"], labels["momentum"], labels["loss"]))
+    for row, key in ((1, "lr_axis"), (2, "momentum_axis"), (3, "loss_axis")):
+        figure.update_yaxes(title_text=labels[key], row=row, col=1)
+    figure.update_xaxes(title_text=labels["iteration"], row=3, col=1)
+    figure.update_xaxes(showticklabels=True)
+    figure.update_layout(height=720, margin=dict(l=10, r=10, t=60, b=10),
+                         legend=dict(orientation="h", yanchor="bottom", y=-0.16, x=0))
+    return figure.layout.to_plotly_json()
+
+
+def thinned_plan(curves: pd.DataFrame, boundaries: Sequence[int], most: int = 2000) -> pd.DataFrame:
+    """At most about ``most`` rows of a plan, always keeping each phase's first and last
+    iteration, so that jumps between phases stay sharp however long the schedule is."""
+    total = len(curves)
+    if total <= most:
+        return curves
+    keep = set(range(0, total, math.ceil(total / most)))
+    for boundary in boundaries[1:]:
+        keep.update((boundary - 1, min(boundary, total - 1)))
+    keep.update(boundaries[:-1])
+    return curves.iloc[sorted(keep)]
+
+
+def schedule_figure(plan: pd.DataFrame | None, boundaries: Sequence[int], phase_names: Sequence[str],
+                    runs: Sequence[tuple[str, pd.DataFrame]], overlays: Sequence[tuple[str, pd.DataFrame]],
+                    labels: dict[str, str], log_lr: bool = False) -> go.Figure:
+    """The lesson's ``plot_lr``: the planned lr and momentum (dashed) with the phase boundaries
+    and each phase's optimizer, torch's schedulers (dotted) for comparison, and what the
+    optimizer really used in each run (solid), with the run's loss beneath on the same axis.
+
+    ``plan`` has iteration, lr and momentum columns; each run's frame has step (1-based),
+    lr, momentum and train_loss.
+    """
+    figure = go.Figure(layout=copy.deepcopy(_schedule_layout(tuple(labels[key] for key in SCHEDULE_TITLE_KEYS))))
+
+    def line(x, y, name, row, colour, dash=None, width=2, legend=True, group=None):
+        figure.add_trace(go.Scatter(x=x, y=y, name=name, mode="lines", line=dict(color=colour, dash=dash, width=width),
+                                    xaxis="x" if row == 1 else f"x{row}", yaxis="y" if row == 1 else f"y{row}",
+                                    legendgroup=group or name, showlegend=legend))
+
+    if plan is not None:
+        plan = thinned_plan(plan, boundaries)
+        line(plan["iteration"], plan["lr"], labels["plan"], 1, PLAN_COLOUR, dash="dash")
+        line(plan["iteration"], plan["momentum"], labels["plan"], 2, PLAN_COLOUR, dash="dash", legend=False)
+        _phase_marks(figure, boundaries, phase_names)
+    for i, (name, overlay) in enumerate(overlays):
+        colour = PALETTE[-1 - i % len(PALETTE)]
+        overlay = _thinned(overlay.rename(columns={"iteration": "step"}), 2000)
+        line(overlay["step"], overlay["lr"], name, 1, colour, dash="dot")
+        line(overlay["step"], overlay["momentum"], name, 2, colour, dash="dot", legend=False)
+    for i, (name, frame) in enumerate(runs):
+        if frame.empty:
+            continue
+        colour = PALETTE[i % len(PALETTE)]
+        frame = _thinned(frame)
+        x = frame["step"] - 1  # the step that used iteration i's lr is reported as step i + 1
+        line(x, frame["lr"], name, 1, colour)
+        line(x, frame["momentum"], name, 2, colour, legend=False)
+        line(x, frame["train_loss"], name, 3, colour, width=1, legend=False)
+    if log_lr:
+        figure.update_yaxes(type="log", row=1, col=1)
+    return figure
+
+
+def _phase_marks(figure: go.Figure, boundaries: Sequence[int], phase_names: Sequence[str]) -> None:
+    """A vertical line at each boundary through all panels, and each phase's name on top."""
+    for boundary in boundaries[1:-1]:
+        figure.add_shape(type="line", x0=boundary, x1=boundary, xref="x", y0=0, y1=1, yref="paper",
+                         line=dict(color="#999999", width=1, dash="dot"))
+    for start, stop, name in zip(boundaries, boundaries[1:], phase_names):
+        figure.add_annotation(x=(start + stop) / 2, y=1.0, xref="x", yref="y domain", text=name, showarrow=False,
+                              yanchor="bottom", font=dict(size=11, color="#555555"))
+
+
+def lr_finder_figure(frame: pd.DataFrame, suggestion: float | None, steepest: float | None,
+                     labels: dict[str, str], log_x: bool = True) -> go.Figure:
+    """Loss against learning rate in the sweep: each batch's loss (thin) and the smoothed one
+    (bold), with the suggested learning rate marked."""
+    figure = go.Figure()
+    figure.add_trace(go.Scatter(x=frame["lr"], y=frame["loss"], name=labels["raw"], mode="lines",
+                                line=dict(color="#bbbbbb", width=1)))
+    figure.add_trace(go.Scatter(x=frame["lr"], y=frame["smoothed"], name=labels["smoothed"], mode="lines",
+                                line=dict(color=PALETTE[0], width=3)))
+    for value, text, colour in ((suggestion, labels["suggestion"], PALETTE[2]), (steepest, labels["steepest"], PALETTE[1])):
+        if value:
+            figure.add_vline(x=math.log10(value) if log_x else value, line=dict(color=colour, dash="dash"))
+            figure.add_annotation(x=math.log10(value) if log_x else value, y=1, yref="paper", text=f"{text}: {value:.2g}",
+                                  showarrow=False, yanchor="bottom", font=dict(color=colour))
+    smoothed = frame["smoothed"]
+    if len(smoothed):  # the explosion at the end would squash the interesting part
+        low, high = smoothed.min(), min(smoothed.max(), smoothed.iloc[0] * 1.5)
+        figure.update_yaxes(range=[low - 0.05 * (high - low), high + 0.05 * (high - low) + 1e-9])
+    figure.update_xaxes(title_text=labels["lr_axis"], type="log" if log_x else "linear")
+    figure.update_yaxes(title_text=labels["loss_axis"])
+    figure.update_layout(height=420, margin=dict(l=10, r=10, t=40, b=10),
+                         legend=dict(orientation="h", yanchor="bottom", y=-0.3, x=0))
+    return figure
