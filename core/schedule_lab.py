@@ -228,6 +228,7 @@ def scale_lrs(rows: list[dict], peak: float) -> list[dict]:
 
 # ----- torch's own schedulers, for comparison ---------------------------------------------------------
 OVERLAYS = ("OneCycleLR", "CosineAnnealingWarmRestarts")
+OVERLAY_MAX_ITERATIONS = 100_000  # stepping a torch scheduler takes ~13 µs: about 1.3 s for these
 
 
 def torch_overlay(name: str, total_iterations: int, iters_per_epoch: int, max_lr: float) -> pd.DataFrame:
@@ -263,6 +264,8 @@ class ScheduleSpec:
     discriminative: bool = False  # per-layer-group learning rates DISCRIMINATIVE_FACTORS
     swa_start: float = 0.0  # epoch at which weight averaging starts; 0: no SWA
     seed: int = 0
+    preset: str = ""  # the preset the table came from ("" for a table from a link), for labels
+    edited: bool = False  # whether the table was changed after the preset filled it
 
     def to_dict(self) -> dict:
         values = asdict(self)
@@ -283,6 +286,8 @@ def validate(spec: ScheduleSpec) -> ScheduleSpec:
     if isinstance(spec.batch_size, bool) or not isinstance(spec.batch_size, int) or not 2 <= spec.batch_size <= mnist_lab.MAX_BATCH:
         raise UserError("mnist.batch_range", "The batch size must be between 2 and {max} (got {batch}).",
                         batch=spec.batch_size, max=mnist_lab.MAX_BATCH)
+    if not isinstance(spec.preset, str) or len(spec.preset) > 40:
+        raise UserError("schedule.bad_preset", "Unknown preset {name}.", name=str(spec.preset)[:40])
     if not isinstance(spec.seed, int) or not 0 <= spec.seed < 2**31:
         raise UserError("mnist.seed_range", "The seed must be between 0 and 2147483647 (got {seed}).", seed=spec.seed)
     phases = phases_from_rows(list(spec.phases))
@@ -377,7 +382,7 @@ class FinderSpec:
     optimizer: str = "sgd_momentum"
     batch_size: int = 128
     n_train: int = 6_000
-    start_lr: float = 1e-6
+    start_lr: float = 1e-5
     end_lr: float = 10.0
     iterations: int = 100
     linear: bool = False

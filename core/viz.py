@@ -132,21 +132,20 @@ def confusion_figure(matrix: Sequence[Sequence[int]], labels: dict[str, str]) ->
 
 
 # ----- the learning-rate & momentum lab ----------------------------------------------------------
-SCHEDULE_TITLE_KEYS = ("lr", "momentum", "loss", "lr_axis", "momentum_axis", "loss_axis", "iteration")
+SCHEDULE_TITLE_KEYS = ("lr", "momentum", "loss", "iteration")
 PLAN_COLOUR = "#444444"
 
 
 @functools.lru_cache(maxsize=8)
 def _schedule_layout(titles: tuple[str, ...]) -> dict:
-    """Three panels stacked on one iteration axis: lr, momentum, loss (built once per language)."""
+    """Three panels stacked on one iteration axis: lr, momentum, loss (built once per language).
+    Each panel is named by its y axis, which leaves the space above the top one to the phases' names."""
     labels = dict(zip(SCHEDULE_TITLE_KEYS, titles))
-    figure = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.07,
-                           subplot_titles=(labels["lr"], labels["momentum"], labels["loss"]))
-    for row, key in ((1, "lr_axis"), (2, "momentum_axis"), (3, "loss_axis")):
+    figure = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.05)
+    for row, key in ((1, "lr"), (2, "momentum"), (3, "loss")):
         figure.update_yaxes(title_text=labels[key], row=row, col=1)
     figure.update_xaxes(title_text=labels["iteration"], row=3, col=1)
-    figure.update_xaxes(showticklabels=True)
-    figure.update_layout(height=720, margin=dict(l=10, r=10, t=60, b=10),
+    figure.update_layout(height=680, margin=dict(l=10, r=10, t=40, b=10),
                          legend=dict(orientation="h", yanchor="bottom", y=-0.16, x=0))
     return figure.layout.to_plotly_json()
 
@@ -215,6 +214,9 @@ def _phase_marks(figure: go.Figure, boundaries: Sequence[int], phase_names: Sequ
                               yanchor="bottom", font=dict(size=11, color="#555555"))
 
 
+FINDER_LABEL_KEYS = ("raw", "smoothed", "suggestion", "steepest", "lr_axis", "loss_axis")
+
+
 def lr_finder_figure(frame: pd.DataFrame, suggestion: float | None, steepest: float | None,
                      labels: dict[str, str], log_x: bool = True) -> go.Figure:
     """Loss against learning rate in the sweep: each batch's loss (thin) and the smoothed one
@@ -231,7 +233,8 @@ def lr_finder_figure(frame: pd.DataFrame, suggestion: float | None, steepest: fl
                                   showarrow=False, yanchor="bottom", font=dict(color=colour))
     smoothed = frame["smoothed"]
     if len(smoothed):  # the explosion at the end would squash the interesting part
-        low, high = smoothed.min(), min(smoothed.max(), smoothed.iloc[0] * 1.5)
+        low = min(smoothed.min(), frame["loss"].min())
+        high = min(max(smoothed.max(), frame["loss"].max()), smoothed.iloc[0] * 1.5)
         figure.update_yaxes(range=[low - 0.05 * (high - low), high + 0.05 * (high - low) + 1e-9])
     figure.update_xaxes(title_text=labels["lr_axis"], type="log" if log_x else "linear")
     figure.update_yaxes(title_text=labels["loss_axis"])

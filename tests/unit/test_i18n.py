@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from core import jobs, mnist_lab
+from core import jobs, mnist_lab, schedule_lab
+from core.viz import FINDER_LABEL_KEYS, SCHEDULE_TITLE_KEYS
 from core.i18n import LANGUAGES, LOCALES, t, t_message
 from core.labs import LABS
 from core.models import REGISTRY
@@ -195,6 +196,11 @@ def dynamic_families() -> dict[str, tuple[str, ...]]:
         "state_note.": (jobs.CANCELLED, jobs.INTERRUPTED),
         "lab.": tuple(lab.key for lab in LABS),
         "chart.": figure_label_keys(),
+        "spreset.": schedule_lab.PRESETS,
+        "spreset_note.": schedule_lab.PRESETS,
+        "spreset_call.": tuple(schedule_lab.PRESET_PARAMETERS),
+        "schart.": (*SCHEDULE_TITLE_KEYS, "plan"),
+        "fchart.": FINDER_LABEL_KEYS,
     }
 
 

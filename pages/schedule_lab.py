@@ -1,0 +1,377 @@
+"""Learning rate & momentum lab (Part 2, Lesson 13): training phases, drawn and trained live."""
+import re
+
+import pandas as pd
+import streamlit as st
+
+from core import mnist_lab
+from core import schedule_lab as lab
+from core.controls import Control, read_query
+from core.errors import UserError
+from core.i18n import t_message
+from core.run_view import RunView
+from core.schedules import OPTIMIZERS
+from core.snippets import schedule_snippet
+from core.viz import FINDER_LABEL_KEYS, SCHEDULE_TITLE_KEYS, lr_finder_figure, schedule_figure
+from ui.common import job_manager, language, mirror_to_link, session_id, show_user_error, tr
+
+RUN_ID = re.compile(r"[0-9a-f]{10}")
+
+
+def _parses_as_table(text: str) -> bool:
+    try:
+        return bool(lab.rows_from_text(text))
+    except ValueError:
+        return False
+
+
+DEFAULT_TABLE = lab.rows_to_text(lab.preset_rows(lab.DEFAULT_PRESET))
+CONTROLS = (
+    Control("phases", DEFAULT_TABLE, accept=_parses_as_table),
+    Control("arch", "basic_cnn", lab.ARCHITECTURES),
+    Control("n_train", lab.DATA_SIZES[0], lab.DATA_SIZES),
+    Control("bs", 128, accept=lambda v: 2 <= v <= mnist_lab.MAX_BATCH),
+    Control("disc", 0, (0, 1)),
+    Control("swa", 0.0, accept=lambda v: 0 <= v <= lab.MAX_TRAIN_EPOCHS),
+    Control("run", "", accept=lambda v: RUN_ID.fullmatch(v) is not None),
+)
+WIDGETS = ("arch", "n_train", "bs", "disc", "swa")  # controls drawn as ordinary widgets
+manager = job_manager()
+
+
+# ----- settings: the link, the table, the presets -----------------------------------------------------
+def load_settings() -> None:
+    """First visit: from the link (bad values named, then ignored). Back from another page:
+    as they were, edits to the table included (Streamlit forgets undrawn widgets)."""
+    if "sched_arch" in st.session_state:
+        return
+    if "sched_saved" in st.session_state:
+        saved = st.session_state.sched_saved
+        st.session_state.update(saved["widgets"])
+        set_table(saved["rows"], saved["preset"], edited=saved["edited"])
+        return
+    values, ignored = read_query(CONTROLS, st.query_params)
+    for name in WIDGETS:
+        st.session_state[f"sched_{name}"] = bool(values[name]) if name == "disc" else values[name]
+    from_link = values["phases"] != DEFAULT_TABLE
+    set_table(lab.rows_from_text(values["phases"]), "" if from_link else lab.DEFAULT_PRESET, edited=from_link)
+    st.session_state.sched_run_id = values["run"] or None
+    st.session_state.sched_ignored = ignored
+
+
+def set_table(rows: list[dict], preset: str, edited: bool = False) -> None:
+    """Replace what the table editor starts from (a new key: the editor drops its old edits)."""
+    st.session_state.sched_rows = rows
+    st.session_state.sched_table_preset = preset
+    st.session_state.sched_table_edited = edited
+    st.session_state.sched_table_version = st.session_state.get("sched_table_version", 0) + 1
+
+
+def apply_preset() -> None:
+    name = st.session_state.sched_preset
+    parameters = {key: st.session_state[f"sched_param_{name}_{key}"] for key in lab.PRESET_PARAMETERS.get(name, {})
+                  if f"sched_param_{name}_{key}" in st.session_state}
+    try:
+        set_table(lab.preset_rows(name, **parameters), name)
+    except UserError as error:
+        st.session_state.sched_preset_error = error
+
+
+def use_suggestion(rows: list[dict], value: float) -> None:
+    set_table(lab.scale_lrs(rows, value), st.session_state.sched_table_preset, edited=True)
+
+
+def column_config() -> dict:
+    def number(label, **options):
+        return st.column_config.NumberColumn(label, width="small", **options)
+
+    def choice(label, **options):
+        return st.column_config.SelectboxColumn(label, width="small", **options)
+
+    def wide_choice(label, **options):
+        return st.column_config.SelectboxColumn(label, width=125, **options)
+
+    return {
+        "epochs": number(tr("sched.col.epochs"), help=tr("sched.col.epochs_help"), format="%.3g", step=0.05),
+        "optimizer": wide_choice(tr("sched.col.optimizer"), options=list(OPTIMIZERS), help=tr("sched.col.optimizer_help")),
+        "lr_start": number(tr("sched.col.lr_start"), help=tr("sched.col.lr_start_help"), format="%.2e"),
+        "lr_end": number(tr("sched.col.lr_end"), help=tr("sched.col.lr_end_help"), format="%.2e"),
+        "lr_decay": choice(tr("sched.col.lr_decay"), options=list(lab.DECAYS), help=tr("sched.col.decay_help")),
+        "power": number(tr("sched.col.power"), help=tr("sched.col.power_help"), format="%.3g"),
+        "mom_start": number(tr("sched.col.mom_start"), help=tr("sched.col.mom_help"), format="%.3g", step=0.01),
+        "mom_end": number(tr("sched.col.mom_end"), help=tr("sched.col.mom_help"), format="%.3g", step=0.01),
+        "mom_decay": choice(tr("sched.col.mom_decay"), options=list(lab.DECAYS), help=tr("sched.col.decay_help")),
+        "image_size": number(tr("sched.col.image_size"), help=tr("sched.col.image_size_help"), format="%d", step=1),
+    }
+
+
+def spec_from_widgets(rows: list[dict]) -> lab.ScheduleSpec:
+    return lab.validate(lab.ScheduleSpec(
+        phases=tuple(rows), arch=st.session_state.sched_arch, batch_size=int(st.session_state.sched_bs),
+        n_train=int(st.session_state.sched_n_train), discriminative=bool(st.session_state.sched_disc),
+        swa_start=float(st.session_state.sched_swa),
+        preset=st.session_state.sched_table_preset, edited=st.session_state.sched_table_edited,
+    ))
+
+
+def show_table_error(error: UserError) -> None:
+    where = tr("sched.in_phase", phase=error.phase) + " " if error.phase else ""
+    st.error(where + tr(error.key, **error.params), icon="✋")
+
+
+# ----- runs -------------------------------------------------------------------------------------------
+def run_view(run_id: str) -> RunView:
+    views = st.session_state.setdefault("sched_views", {})
+    if run_id not in views:
+        views[run_id] = RunView(run_id)
+    return views[run_id].refresh(manager)
+
+
+def run_label(run: dict) -> str:
+    spec = run.get("spec") or {}
+    name = tr(f"spreset.{spec['preset']}") if spec.get("preset") in lab.PRESETS else tr("sched.custom")
+    if spec.get("edited") and spec.get("preset"):
+        name += " ✎"
+    accuracy = f" · {run['result']['accuracy']:.2%}" if run.get("result") else ""
+    return f"{run['id'][:6]} · {name}{accuracy}"
+
+
+def chart_labels() -> dict:
+    return {key: tr(f"schart.{key}") for key in (*SCHEDULE_TITLE_KEYS, "plan")}
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def overlay_frame(name: str, total: int, iters_per_epoch: int, max_lr: float) -> pd.DataFrame:
+    return lab.torch_overlay(name, total, iters_per_epoch, max_lr)
+
+
+def show_run_state(view: RunView, status: dict, finished_text) -> None:
+    """One line on where a run is: queued, progress with ETA, finished, failed or stopped."""
+    state, latest = view.state or status["state"], view.latest
+    if state == "queued":
+        st.info(tr("state.queued_at", position=status.get("queue_position") or 1), icon="⏳")
+    elif state == "running" and latest:
+        st.progress(min(1.0, latest["step"] / latest["total_steps"]),
+                    text=tr("sched.progress", step=latest["step"], total=latest["total_steps"], eta=latest["eta"]))
+    elif state == "running":
+        st.info(tr("state.starting"), icon="⏳")
+    elif state == "finished" and view.result:
+        st.success(finished_text(view.result), icon="✅")
+    elif state == "failed":
+        st.error(t_message(view.message or status.get("message"), language()), icon="💥")
+    elif state in ("cancelled", "interrupted"):
+        st.warning(tr(f"state_note.{state}"), icon="⏹️")
+
+
+# ----- the page ---------------------------------------------------------------------------------------
+load_settings()
+all_runs = lab.readable_runs(manager.store.list_runs(kind=lab.KIND))
+st.title(tr("sched.title"))
+st.write(tr("sched.intro"))
+for name in st.session_state.pop("sched_ignored", []):
+    st.warning(tr("link.ignored", name=name), icon="🔗")
+
+preset_col, params_col = st.columns([1, 2.2], gap="large")
+with preset_col:
+    if "sched_preset" not in st.session_state:
+        st.session_state.sched_preset = st.session_state.sched_table_preset or lab.DEFAULT_PRESET
+    st.selectbox(tr("sched.preset"), lab.PRESETS, key="sched_preset", format_func=lambda p: tr(f"spreset.{p}"),
+                 on_change=apply_preset, help=tr("sched.preset_help"))
+    st.caption(tr(f"spreset_note.{st.session_state.sched_preset}"))
+with params_col:
+    parameters = lab.PRESET_PARAMETERS.get(st.session_state.sched_preset)
+    if parameters:
+        st.markdown(tr(f"spreset_call.{st.session_state.sched_preset}"))
+        cells = st.columns(len(parameters))
+        for cell, (key, default) in zip(cells, parameters.items()):
+            widget_key = f"sched_param_{st.session_state.sched_preset}_{key}"
+            st.session_state.setdefault(widget_key, default)
+            cell.number_input(key, key=widget_key, step=1 if isinstance(default, int) else None,
+                              format="%d" if isinstance(default, int) else "%g")
+        st.button(tr("sched.fill"), on_click=apply_preset)
+    if "sched_preset_error" in st.session_state:
+        show_user_error(st.session_state.pop("sched_preset_error"))
+
+st.markdown(f"**{tr('sched.table')}**")
+edited = st.data_editor(
+    lab.frame_from_rows(st.session_state.sched_rows), key=f"sched_table_{st.session_state.sched_table_version}",
+    column_config=column_config(), num_rows="dynamic", hide_index=False, width="stretch",
+)
+current_rows = lab.rows_from_frame(edited)
+if current_rows != st.session_state.sched_rows:
+    st.session_state.sched_table_edited = True
+st.caption(tr("sched.table_help"))
+
+settings, chart = st.columns([1, 2.6], gap="large")
+with settings:
+    st.selectbox(tr("mnist.arch"), lab.ARCHITECTURES, key="sched_arch", format_func=lambda a: tr(f"arch.{a}"))
+    st.radio(tr("sched.n_train"), lab.DATA_SIZES, key="sched_n_train", horizontal=True,
+             format_func=lambda n: f"{n:,}", help=tr("sched.n_train_help"))
+    st.number_input(tr("mnist.batch"), step=32, key="sched_bs")
+    st.toggle(tr("sched.discriminative"), key="sched_disc", help=tr("sched.discriminative_help"))
+    st.number_input(tr("sched.swa"), min_value=0.0, step=0.5, key="sched_swa", help=tr("sched.swa_help"))
+    overlays = st.multiselect(tr("sched.overlays"), lab.OVERLAYS, key="sched_overlays", help=tr("sched.overlays_help"))
+    log_lr = st.toggle(tr("sched.log_lr"), key="sched_log_lr")
+
+    plan = spec = None
+    try:
+        phases, curves, boundaries = lab.plan(current_rows, int(st.session_state.sched_n_train), int(st.session_state.sched_bs))
+        plan = (curves, boundaries, [f"{i}·{p.optimizer_label}" + (f"·{p.image_size}px" if p.image_size else "")
+                                     for i, p in enumerate(phases, start=1)])
+        spec = spec_from_widgets(current_rows)
+    except UserError as error:
+        show_table_error(error)
+    if plan is not None:
+        per_epoch = lab.iterations_per_epoch(int(st.session_state.sched_n_train), int(st.session_state.sched_bs))
+        st.caption(tr("sched.plan_facts", phases=len(plan[2]), iterations=len(plan[0]), per_epoch=per_epoch,
+                      epochs=len(plan[0]) / per_epoch))
+    if spec is not None:
+        timings = mnist_lab.step_seconds(manager.info.get("mnist_seconds_per_step", {}), [], manager.info.get("device", ""))
+        seconds = lab.estimate_seconds(spec, timings)
+        st.caption(tr("device.measuring") if seconds is None
+                   else tr("mnist.estimate", seconds=max(seconds, 1), device=manager.info["device"]))
+
+    current = st.session_state.get("sched_run_id")
+    current_view = run_view(current) if current else None
+    watching = current_view is not None and current_view.active
+    mine = watching and current in manager.active_runs(session_id())
+    if st.button(tr("sched.train"), type="primary", disabled=spec is None or mine, width="stretch"):
+        try:
+            st.session_state.sched_run_id = manager.submit(lab.KIND, spec.to_dict(), session_id())
+            st.rerun()
+        except UserError as error:
+            show_user_error(error)
+    if st.button(tr("mnist.cancel"), disabled=not mine, width="stretch", key="sched_cancel"):
+        manager.cancel(current, session_id())
+        st.toast(tr("mnist.cancel_sent"))
+
+st.session_state.sched_saved = {
+    "widgets": {f"sched_{name}": st.session_state[f"sched_{name}"] for name in WIDGETS},
+    "rows": current_rows, "preset": st.session_state.sched_table_preset, "edited": st.session_state.sched_table_edited,
+}
+mirror_to_link(CONTROLS, {
+    "phases": lab.rows_to_text(current_rows) if current_rows else DEFAULT_TABLE,
+    "arch": st.session_state.sched_arch, "n_train": st.session_state.sched_n_train, "bs": st.session_state.sched_bs,
+    "disc": int(st.session_state.sched_disc), "swa": float(st.session_state.sched_swa),
+    "run": st.session_state.get("sched_run_id") or "",
+})
+
+finished_runs = [run for run in all_runs if run["state"] == "finished" and run["id"] != current]
+with chart:
+    compare_ids = st.multiselect(tr("sched.compare"), [run["id"] for run in finished_runs], key="sched_compare",
+                                 format_func=lambda rid: next(run_label(r) for r in finished_runs if r["id"] == rid),
+                                 placeholder=tr("mnist.compare_placeholder"))
+
+
+@st.fragment(run_every=0.5 if watching else None)
+def live_chart(plan, overlays: list[str], log_lr: bool, compare_ids: list[str]) -> None:
+    run_id = st.session_state.get("sched_run_id")
+    runs = []
+    if run_id:
+        view = run_view(run_id)
+        status = manager.status(run_id)
+        if status is None:
+            st.warning(tr("mnist.unknown_run", run=run_id))
+        else:
+            show_run_state(view, status, lambda result: tr("sched.finished", accuracy=result["accuracy"] * 100,
+                                                              seconds=result["seconds"], device=result["device"]))
+            runs.append((tr("sched.actual"), view.frame()))
+    runs += [(run_label(manager.status(rid) or {"id": rid}), run_view(rid).frame()) for rid in compare_ids]
+    overlay_frames = []
+    if plan is not None and overlays:
+        curves = plan[0]
+        per_epoch = lab.iterations_per_epoch(int(st.session_state.sched_n_train), int(st.session_state.sched_bs))
+        if len(curves) <= lab.OVERLAY_MAX_ITERATIONS:
+            overlay_frames = [(f"torch {name}", overlay_frame(name, len(curves), per_epoch, float(curves["lr"].max())))
+                              for name in overlays]
+        else:
+            st.caption(tr("sched.overlay_too_long", most=lab.OVERLAY_MAX_ITERATIONS))
+    figure = schedule_figure(plan[0] if plan else None, plan[1] if plan else [0], plan[2] if plan else [],
+                             runs, overlay_frames, chart_labels(), log_lr=log_lr)
+    st.plotly_chart(figure, width="stretch", key="sched_chart")
+    st.caption(tr("sched.chart_caption"))
+    if run_id:
+        result = run_view(run_id).result
+        if result:
+            cols = st.columns(3)
+            cols[0].metric(tr("mnist.final_accuracy"), f"{result['accuracy']:.2%}")
+            if "swa_accuracy" in result:
+                cols[1].metric(tr("sched.swa_accuracy"), f"{result['swa_accuracy']:.2%}",
+                               delta=f"{(result['swa_accuracy'] - result['accuracy']) * 100:+.2f} pt")
+                cols[2].caption(tr("sched.swa_caption", models=result["swa_models"]))
+        if watching and not run_view(run_id).active:
+            st.rerun()
+
+
+with chart:
+    live_chart(plan, overlays, log_lr, compare_ids)
+
+# ----- the LR finder ------------------------------------------------------------------------------------
+st.divider()
+st.subheader(tr("sched.finder"))
+st.write(tr("sched.finder_intro"))
+finder_id = st.session_state.get("sched_finder_id")
+finder_view = run_view(finder_id) if finder_id else None
+finding = finder_view is not None and finder_view.active
+finder_settings, finder_chart = st.columns([1, 2.6], gap="large")
+with finder_settings:
+    low, high = st.columns(2)
+    start_lr = low.number_input(tr("sched.finder_start"), value=1e-5, format="%.0e", key="sched_finder_start")
+    end_lr = high.number_input(tr("sched.finder_end"), value=10.0, format="%g", key="sched_finder_end")
+    iterations = st.slider(tr("sched.finder_iterations"), 20, 300, 100, step=10, key="sched_finder_iterations")
+    linear = st.toggle(tr("sched.finder_linear"), key="sched_finder_linear", help=tr("sched.finder_linear_help"))
+    first_optimizer = (current_rows[0].get("optimizer") if current_rows else None) or "sgd_momentum"
+    st.caption(tr("sched.finder_uses", optimizer=OPTIMIZERS.get(first_optimizer, OPTIMIZERS["sgd_momentum"]).label,
+                  arch=tr(f"arch.{st.session_state.sched_arch}")))
+    if st.button(tr("sched.finder_run"), disabled=finding, width="stretch"):
+        try:
+            finder_spec = lab.finder_spec_from_dict(dict(
+                arch=st.session_state.sched_arch, optimizer=first_optimizer if first_optimizer in OPTIMIZERS else "sgd_momentum",
+                batch_size=int(st.session_state.sched_bs), n_train=int(st.session_state.sched_n_train),
+                start_lr=float(start_lr), end_lr=float(end_lr), iterations=int(iterations), linear=bool(linear)))
+            st.session_state.sched_finder_id = manager.submit(lab.FINDER_KIND, finder_spec.to_dict(), session_id())
+            st.rerun()
+        except UserError as error:
+            show_user_error(error)
+
+
+@st.fragment(run_every=0.5 if finding else None)
+def finder_panel() -> None:
+    run_id = st.session_state.get("sched_finder_id")
+    if not run_id:
+        st.info(tr("sched.finder_press"), icon="👈")
+        return
+    view = run_view(run_id)
+    status = manager.status(run_id)
+    if status is None:
+        st.warning(tr("mnist.unknown_run", run=run_id))
+        return
+    show_run_state(view, status, lambda result: tr("sched.finder_done", suggestion=result["suggestion"] or 0,
+                                                      seconds=result["seconds"]))
+    frame = view.frame(("lr", "loss", "smoothed"))
+    log_x = st.toggle(tr("sched.finder_log_axis"), value=True, key="sched_finder_log_x")
+    result = view.result or {}
+    figure = lr_finder_figure(frame.dropna(subset=["lr"]), result.get("suggestion"), result.get("steepest"), {
+        key: tr(f"fchart.{key}") for key in FINDER_LABEL_KEYS
+    }, log_x=log_x)
+    st.plotly_chart(figure, width="stretch", key="sched_finder_chart")
+    st.caption(tr("sched.finder_caption"))
+    if result.get("suggestion"):
+        if result.get("stopped_early"):
+            st.caption(tr("sched.finder_stopped"))
+        st.button(tr("sched.finder_use", value=result["suggestion"]), on_click=use_suggestion,
+                  args=(current_rows, result["suggestion"]), help=tr("sched.finder_use_help"))
+    if finding and not view.active:
+        st.rerun()
+
+
+with finder_chart:
+    finder_panel()
+
+with st.expander(tr("sched.code")):
+    if plan is not None:
+        st.code(schedule_snippet(phases, lab.iterations_per_epoch(int(st.session_state.sched_n_train),
+                                                                    int(st.session_state.sched_bs)),
+                                 st.session_state.sched_arch, int(st.session_state.sched_bs)), language="python")
+    else:
+        st.caption(tr("sched.code_needs_table"))
