@@ -4,13 +4,15 @@ from __future__ import annotations
 import functools
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 
 from core.data.mnist import DigitTensors, denormalise, mnist_tensors
+from core import specs
 from core.errors import UserError
 from core.models import REGISTRY, build
+from core.specs import spec_from_values
 from core.train import (CancelCheck, DeviceConfig, Learner, NaNGuard, OneCycle, Periodically,
                         Reporter, TensorBatches, Validation)
 from core.viz import digit_grid_png
@@ -88,25 +90,11 @@ def validate(spec: MnistSpec) -> MnistSpec:
 
 def spec_from_dict(values: dict) -> MnistSpec:
     """A validated spec from a plain dict (a stored run, or a page's widgets)."""
-    known = {f.name for f in fields(MnistSpec)}
-    try:
-        return validate(MnistSpec(**{k: v for k, v in dict(values).items() if k in known}))
-    except (TypeError, ValueError, OverflowError) as error:
-        if isinstance(error, UserError):
-            raise
-        raise UserError("mnist.bad_spec", "These settings cannot be used: {error}", error=str(error)[:200]) from None
+    return spec_from_values(MnistSpec, values, validate)
 
 
 def readable_runs(runs: list[dict]) -> list[dict]:
-    """The stored runs whose spec this version still understands (others are left out of lists)."""
-    readable = []
-    for run in runs:
-        try:
-            spec = spec_from_dict(run["spec"])
-        except (UserError, TypeError, ValueError):
-            continue
-        readable.append({**run, "spec": spec.to_dict()})  # every field there, defaults filled in
-    return readable
+    return specs.readable_runs(runs, spec_from_dict)
 
 
 def advice(spec: MnistSpec) -> list[tuple[str, str, dict]]:

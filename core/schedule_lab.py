@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from core import mnist_lab
+from core import mnist_lab, specs
 from core.data.mnist import DigitTensors
 from core.errors import UserError
 from core.lr_finder import find_lr, sweep_lrs
 from core.models import REGISTRY, build
+from core.specs import spec_from_values
 from core.schedules import (OPTIMIZERS, DecayType, PhaseDriver, TrainingPhase, phase_boundaries,
                             phases_1cycle, phases_sgdr, schedule_curves)
 from core.train import (CancelCheck, DeviceConfig, Learner, NaNGuard, PhaseSchedule, Reporter, TensorBatches,
@@ -303,26 +304,13 @@ def validate(spec: ScheduleSpec) -> ScheduleSpec:
 
 
 def spec_from_dict(values: dict) -> ScheduleSpec:
-    known = {f.name for f in fields(ScheduleSpec)}
-    try:
-        values = {k: v for k, v in dict(values).items() if k in known}
-        values["phases"] = tuple(dict(row) for row in values.get("phases", ()))
-        return validate(ScheduleSpec(**values))
-    except (TypeError, ValueError, OverflowError) as error:
-        if isinstance(error, UserError):
-            raise
-        raise UserError("mnist.bad_spec", "These settings cannot be used: {error}", error=str(error)[:200]) from None
+    values = dict(values)
+    values["phases"] = tuple(dict(row) for row in values.get("phases", ()))
+    return spec_from_values(ScheduleSpec, values, validate)
 
 
 def readable_runs(runs: list[dict]) -> list[dict]:
-    readable = []
-    for run in runs:
-        try:
-            spec_from_dict(run["spec"])
-        except (UserError, TypeError, ValueError, KeyError):
-            continue
-        readable.append(run)
-    return readable
+    return specs.readable_runs(runs, spec_from_dict)
 
 
 def layer_groups(model: nn.Module, count: int = 3) -> list[list[nn.Parameter]]:
@@ -392,16 +380,15 @@ class FinderSpec:
         return asdict(self)
 
 
-def finder_spec_from_dict(values: dict) -> FinderSpec:
-    known = {f.name for f in fields(FinderSpec)}
-    try:
-        spec = FinderSpec(**{k: v for k, v in dict(values).items() if k in known})
-    except TypeError as error:
-        raise UserError("mnist.bad_spec", "These settings cannot be used: {error}", error=str(error)[:200]) from None
+def validate_finder(spec: FinderSpec) -> FinderSpec:
     if spec.arch not in REGISTRY or spec.optimizer not in OPTIMIZERS or spec.n_train not in DATA_SIZES:
         raise UserError("mnist.bad_spec", "These settings cannot be used: {error}", error="unknown model, optimizer or size")
     sweep_lrs(spec.start_lr, spec.end_lr, spec.iterations, spec.linear)  # the range check, with its message
     return spec
+
+
+def finder_spec_from_dict(values: dict) -> FinderSpec:
+    return spec_from_values(FinderSpec, values, validate_finder)
 
 
 def run_lr_finder(spec_values: dict, context) -> None:

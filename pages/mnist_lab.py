@@ -7,13 +7,12 @@ import streamlit as st
 from core import mnist_lab as lab
 from core.controls import Control, read_query
 from core.errors import UserError
-from core.i18n import t_message
 from core.models import build
 from core.run_view import RunView
 from core.snippets import mnist_snippet
 from core.summary import layer_table
 from core.viz import confusion_figure, training_figure
-from ui.common import job_manager, language, mirror_to_link, session_id, show_user_error, tr
+from ui.common import job_manager, mirror_to_link, session_id, show_run_state, show_user_error, tr
 
 CONTROLS = (
     Control("arch", "basic_cnn", lab.ARCHITECTURES),
@@ -183,22 +182,13 @@ def live_panel() -> None:
         st.warning(tr("mnist.unknown_run", run=run_id))
         return
     state = view.state or status["state"]
-    latest = view.latest
-    if state == "queued":
-        st.info(tr("state.queued_at", position=status.get("queue_position") or 1), icon="⏳")
-    elif state == "running" and latest:
-        done = latest["step"] / latest["total_steps"]
-        st.progress(done, text=tr("mnist.progress", step=latest["step"], total=latest["total_steps"],
-                                  epoch=latest["epoch"], eta=latest["eta"]))
-    elif state == "running":
-        st.info(tr("state.starting"), icon="⏳")
-    elif state == "finished" and view.result:
-        st.success(tr("mnist.finished", accuracy=view.result["accuracy"] * 100,
-                      seconds=view.result["seconds"], device=view.result["device"]), icon="✅")
-    elif state == "failed":
-        st.error(t_message(view.message or status.get("message"), language()), icon="💥")
-    elif state in ("cancelled", "interrupted"):
-        st.warning(tr(f"state_note.{state}"), icon="⏹️")
+    show_run_state(
+        view, status,
+        lambda latest: tr("mnist.progress", step=latest["step"], total=latest["total_steps"],
+                          epoch=latest["epoch"], eta=latest["eta"]),
+        lambda result: tr("mnist.finished", accuracy=result["accuracy"] * 100, seconds=result["seconds"],
+                          device=result["device"]),
+    )
     st.caption(tr("mnist.run_caption", run=run_id, state=tr(f"state.{state}"), points=len(view.rows)),
                help=tr("mnist.run_caption_help"))
 

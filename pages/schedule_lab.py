@@ -8,12 +8,11 @@ from core import mnist_lab
 from core import schedule_lab as lab
 from core.controls import Control, read_query
 from core.errors import UserError
-from core.i18n import t_message
 from core.run_view import RunView
 from core.schedules import OPTIMIZERS
 from core.snippets import schedule_snippet
 from core.viz import FINDER_LABEL_KEYS, SCHEDULE_TITLE_KEYS, lr_finder_figure, schedule_figure
-from ui.common import job_manager, language, mirror_to_link, session_id, show_user_error, tr
+from ui.common import job_manager, mirror_to_link, session_id, show_run_state, show_user_error, tr
 
 RUN_ID = re.compile(r"[0-9a-f]{10}")
 
@@ -140,27 +139,13 @@ def chart_labels() -> dict:
     return {key: tr(f"schart.{key}") for key in (*SCHEDULE_TITLE_KEYS, "plan")}
 
 
+def progress_text(latest: dict) -> str:
+    return tr("sched.progress", step=latest["step"], total=latest["total_steps"], eta=latest["eta"])
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
 def overlay_frame(name: str, total: int, iters_per_epoch: int, max_lr: float) -> pd.DataFrame:
     return lab.torch_overlay(name, total, iters_per_epoch, max_lr)
-
-
-def show_run_state(view: RunView, status: dict, finished_text) -> None:
-    """One line on where a run is: queued, progress with ETA, finished, failed or stopped."""
-    state, latest = view.state or status["state"], view.latest
-    if state == "queued":
-        st.info(tr("state.queued_at", position=status.get("queue_position") or 1), icon="⏳")
-    elif state == "running" and latest:
-        st.progress(min(1.0, latest["step"] / latest["total_steps"]),
-                    text=tr("sched.progress", step=latest["step"], total=latest["total_steps"], eta=latest["eta"]))
-    elif state == "running":
-        st.info(tr("state.starting"), icon="⏳")
-    elif state == "finished" and view.result:
-        st.success(finished_text(view.result), icon="✅")
-    elif state == "failed":
-        st.error(t_message(view.message or status.get("message"), language()), icon="💥")
-    elif state in ("cancelled", "interrupted"):
-        st.warning(tr(f"state_note.{state}"), icon="⏹️")
 
 
 # ----- the page ---------------------------------------------------------------------------------------
@@ -273,8 +258,9 @@ def live_chart(plan, overlays: list[str], log_lr: bool, compare_ids: list[str]) 
         if status is None:
             st.warning(tr("mnist.unknown_run", run=run_id))
         else:
-            show_run_state(view, status, lambda result: tr("sched.finished", accuracy=result["accuracy"] * 100,
-                                                              seconds=result["seconds"], device=result["device"]))
+            show_run_state(view, status, progress_text,
+                           lambda result: tr("sched.finished", accuracy=result["accuracy"] * 100,
+                                             seconds=result["seconds"], device=result["device"]))
             runs.append((tr("sched.actual"), view.frame()))
     runs += [(run_label(manager.status(rid) or {"id": rid}), run_view(rid).frame()) for rid in compare_ids]
     overlay_frames = []
@@ -346,8 +332,8 @@ def finder_panel() -> None:
     if status is None:
         st.warning(tr("mnist.unknown_run", run=run_id))
         return
-    show_run_state(view, status, lambda result: tr("sched.finder_done", suggestion=result["suggestion"] or 0,
-                                                      seconds=result["seconds"]))
+    show_run_state(view, status, progress_text,
+                   lambda result: tr("sched.finder_done", suggestion=result["suggestion"] or 0, seconds=result["seconds"]))
     frame = view.frame(("lr", "loss", "smoothed"))
     log_x = st.toggle(tr("sched.finder_log_axis"), value=True, key="sched_finder_log_x")
     result = view.result or {}

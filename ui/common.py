@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import uuid
+from typing import Callable
 
 import streamlit as st
 import torch
 
 from core.controls import Control, to_query
 from core.errors import UserError
-from core.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
+from core.i18n import DEFAULT_LANGUAGE, LANGUAGES, t, t_message
 from core.jobs import JobManager
 from core.labs import RUNNERS
+from core.run_view import RunView
 from core.runs import RunStore
 
 
@@ -78,3 +80,22 @@ def mirror_to_link(controls: tuple[Control, ...], values: dict) -> None:
                 st.query_params[control.name] = wanted[control.name]
         elif control.name in st.query_params:
             del st.query_params[control.name]
+
+
+def show_run_state(view: RunView, status: dict, progress_text: Callable[[dict], str],
+                   finished_text: Callable[[dict], str]) -> None:
+    """One line on where a run is: its place in the queue, progress with an ETA, its result,
+    why it failed, or that it stopped."""
+    state, latest = view.state or status["state"], view.latest
+    if state == "queued":
+        st.info(tr("state.queued_at", position=status.get("queue_position") or 1), icon="⏳")
+    elif state == "running" and latest:
+        st.progress(min(1.0, latest["step"] / latest["total_steps"]), text=progress_text(latest))
+    elif state == "running":
+        st.info(tr("state.starting"), icon="⏳")
+    elif state == "finished" and view.result:
+        st.success(finished_text(view.result), icon="✅")
+    elif state == "failed":
+        st.error(t_message(view.message or status.get("message"), language()), icon="💥")
+    elif state in ("cancelled", "interrupted"):
+        st.warning(tr(f"state_note.{state}"), icon="⏹️")

@@ -1,0 +1,34 @@
+"""Run specs from plain dicts (a page's widgets, a stored run), for every lab the same way."""
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Callable, TypeVar
+
+from core.errors import UserError
+
+Spec = TypeVar("Spec")
+
+
+def spec_from_values(spec_class: type[Spec], values: dict, validate: Callable[[Spec], Spec]) -> Spec:
+    """A validated spec: unknown keys are ignored (an older or newer version stored them);
+    values of the wrong kind become a UserError, not a crash."""
+    known = {f.name for f in fields(spec_class)}
+    try:
+        return validate(spec_class(**{k: v for k, v in dict(values).items() if k in known}))
+    except (TypeError, ValueError, OverflowError) as error:
+        if isinstance(error, UserError):
+            raise
+        raise UserError("mnist.bad_spec", "These settings cannot be used: {error}", error=str(error)[:200]) from None
+
+
+def readable_runs(runs: list[dict], spec_from_dict: Callable[[dict], object]) -> list[dict]:
+    """The stored runs whose spec this version still understands, each with its spec's every
+    field (defaults filled in); the others are left out of lists."""
+    readable = []
+    for run in runs:
+        try:
+            spec = spec_from_dict(run["spec"])
+        except (UserError, TypeError, ValueError, KeyError):
+            continue
+        readable.append({**run, "spec": spec.to_dict()})
+    return readable
