@@ -21,10 +21,10 @@ import torch
 
 from core import schedule_lab as lab
 from core.schedules import DecayType, TrainingPhase, decayed, phase_boundaries, schedule_curves
-from core.viz import SCHEDULE_TITLE_KEYS, schedule_figure
+from core.viz import SCHEDULE_LABEL_KEYS, schedule_figure
 
 DECAYS = [DecayType.LINEAR, DecayType.COSINE, DecayType.EXPONENTIAL, (DecayType.POLYNOMIAL, 2.0), DecayType.NO]
-LABELS = {key: key for key in (*SCHEDULE_TITLE_KEYS, "plan")}
+LABELS = {key: key for key in SCHEDULE_LABEL_KEYS}
 
 
 def table(phases: int) -> list[dict]:

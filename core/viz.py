@@ -133,6 +133,7 @@ def confusion_figure(matrix: Sequence[Sequence[int]], labels: dict[str, str]) ->
 
 # ----- the learning-rate & momentum lab ----------------------------------------------------------
 SCHEDULE_TITLE_KEYS = ("lr", "momentum", "loss", "iteration")
+SCHEDULE_LABEL_KEYS = (*SCHEDULE_TITLE_KEYS, "plan", "loss_waiting")
 PLAN_COLOUR = "#444444"
 
 
@@ -200,18 +201,30 @@ def schedule_figure(plan: pd.DataFrame | None, boundaries: Sequence[int], phase_
         line(x, frame["momentum"], name, 2, colour, legend=False)
         line(x, frame["train_loss"], name, 3, colour, width=1, legend=False)
     if log_lr:
-        figure.update_yaxes(type="log", row=1, col=1)
+        figure.layout.yaxis.type = "log"
+    if plan is not None:  # the iteration axis spans the plan, runs or not
+        figure.update_xaxes(range=[0, boundaries[-1]])
+    if not any(len(frame) for _, frame in runs):  # an empty loss panel, its iteration axis still drawn
+        figure.add_trace(go.Scatter(x=[0, boundaries[-1]], y=[None, None], xaxis="x3", yaxis="y3", showlegend=False,
+                                    hoverinfo="skip"))
+        figure.layout.yaxis3.showticklabels = False
+        low, high = figure.layout.yaxis3.domain
+        figure.add_annotation(x=0.5, y=(low + high) / 2, xref="paper", yref="paper", text=labels["loss_waiting"],
+                              showarrow=False, font=dict(color="#888888"))
     return figure
 
 
 def _phase_marks(figure: go.Figure, boundaries: Sequence[int], phase_names: Sequence[str]) -> None:
-    """A vertical line at each boundary through all panels, and each phase's name on top."""
+    """A vertical line at each boundary through all panels, and each phase's name on top (only
+    its number where the phase is too narrow for the name; the name is then in the hover text)."""
     for boundary in boundaries[1:-1]:
         figure.add_shape(type="line", x0=boundary, x1=boundary, xref="x", y0=0, y1=1, yref="paper",
                          line=dict(color="#999999", width=1, dash="dot"))
-    for start, stop, name in zip(boundaries, boundaries[1:], phase_names):
-        figure.add_annotation(x=(start + stop) / 2, y=1.0, xref="x", yref="y domain", text=name, showarrow=False,
-                              yanchor="bottom", font=dict(size=11, color="#555555"))
+    total = boundaries[-1] or 1
+    for number, (start, stop, name) in enumerate(zip(boundaries, boundaries[1:], phase_names), start=1):
+        wide = (stop - start) / total >= 0.12 * len(name) / 16
+        figure.add_annotation(x=(start + stop) / 2, y=1.0, xref="x", yref="y domain", text=name if wide else str(number),
+                              hovertext=name, showarrow=False, yanchor="bottom", font=dict(size=11, color="#555555"))
 
 
 FINDER_LABEL_KEYS = ("raw", "smoothed", "suggestion", "steepest", "lr_axis", "loss_axis")

@@ -11,7 +11,7 @@ from core.errors import UserError
 from core.run_view import RunView
 from core.schedules import OPTIMIZERS
 from core.snippets import schedule_snippet
-from core.viz import FINDER_LABEL_KEYS, SCHEDULE_TITLE_KEYS, lr_finder_figure, schedule_figure
+from core.viz import FINDER_LABEL_KEYS, SCHEDULE_LABEL_KEYS, lr_finder_figure, schedule_figure
 from ui.common import job_manager, mirror_to_link, session_id, show_run_state, show_user_error, tr
 
 RUN_ID = re.compile(r"[0-9a-f]{10}")
@@ -81,26 +81,26 @@ def use_suggestion(rows: list[dict], value: float) -> None:
 
 
 def column_config() -> dict:
-    def number(label, **options):
-        return st.column_config.NumberColumn(label, width="small", **options)
+    """Each column sized to its heading (in pixels: about 820 in all), names shown in words."""
+    def number(key, width, **options):
+        return st.column_config.NumberColumn(tr(f"sched.col.{key}"), width=width, **options)
 
-    def choice(label, **options):
-        return st.column_config.SelectboxColumn(label, width="small", **options)
+    def choice(key, width, options, format_func, help):
+        return st.column_config.SelectboxColumn(tr(f"sched.col.{key}"), width=width, options=options,
+                                                format_func=format_func, help=help)
 
-    def wide_choice(label, **options):
-        return st.column_config.SelectboxColumn(label, width=125, **options)
-
+    decay_name = lambda d: tr(f"decay.{d}")  # noqa: E731
     return {
-        "epochs": number(tr("sched.col.epochs"), help=tr("sched.col.epochs_help"), format="%.3g", step=0.05),
-        "optimizer": wide_choice(tr("sched.col.optimizer"), options=list(OPTIMIZERS), help=tr("sched.col.optimizer_help")),
-        "lr_start": number(tr("sched.col.lr_start"), help=tr("sched.col.lr_start_help"), format="%.2e"),
-        "lr_end": number(tr("sched.col.lr_end"), help=tr("sched.col.lr_end_help"), format="%.2e"),
-        "lr_decay": choice(tr("sched.col.lr_decay"), options=list(lab.DECAYS), help=tr("sched.col.decay_help")),
-        "power": number(tr("sched.col.power"), help=tr("sched.col.power_help"), format="%.3g"),
-        "mom_start": number(tr("sched.col.mom_start"), help=tr("sched.col.mom_help"), format="%.3g", step=0.01),
-        "mom_end": number(tr("sched.col.mom_end"), help=tr("sched.col.mom_help"), format="%.3g", step=0.01),
-        "mom_decay": choice(tr("sched.col.mom_decay"), options=list(lab.DECAYS), help=tr("sched.col.decay_help")),
-        "image_size": number(tr("sched.col.image_size"), help=tr("sched.col.image_size_help"), format="%d", step=1),
+        "epochs": number("epochs", 65, help=tr("sched.col.epochs_help"), format="%.3g", step=0.05),
+        "optimizer": choice("optimizer", 120, list(OPTIMIZERS), lambda o: tr(f"sopt.{o}"), tr("sched.col.optimizer_help")),
+        "lr_start": number("lr_start", 80, help=tr("sched.col.lr_start_help"), format="%.2e"),
+        "lr_end": number("lr_end", 80, help=tr("sched.col.lr_end_help"), format="%.2e"),
+        "lr_decay": choice("lr_decay", 90, list(lab.DECAYS), decay_name, tr("sched.col.decay_help")),
+        "power": number("power", 65, help=tr("sched.col.power_help"), format="%.3g"),
+        "mom_start": number("mom_start", 85, help=tr("sched.col.mom_help"), format="%.3g", step=0.01),
+        "mom_end": number("mom_end", 85, help=tr("sched.col.mom_help"), format="%.3g", step=0.01),
+        "mom_decay": choice("mom_decay", 95, list(lab.DECAYS), decay_name, tr("sched.col.decay_help")),
+        "image_size": number("image_size", 55, help=tr("sched.col.image_size_help"), format="%d", step=1),
     }
 
 
@@ -136,7 +136,7 @@ def run_label(run: dict) -> str:
 
 
 def chart_labels() -> dict:
-    return {key: tr(f"schart.{key}") for key in (*SCHEDULE_TITLE_KEYS, "plan")}
+    return {key: tr(f"schart.{key}") for key in SCHEDULE_LABEL_KEYS}
 
 
 def progress_text(latest: dict) -> str:
@@ -180,14 +180,14 @@ with params_col:
 st.markdown(f"**{tr('sched.table')}**")
 edited = st.data_editor(
     lab.frame_from_rows(st.session_state.sched_rows), key=f"sched_table_{st.session_state.sched_table_version}",
-    column_config=column_config(), num_rows="dynamic", hide_index=False, width="stretch",
+    column_config=column_config(), num_rows="dynamic", hide_index=True, width="stretch",
 )
 current_rows = lab.rows_from_frame(edited)
 if current_rows != st.session_state.sched_rows:
     st.session_state.sched_table_edited = True
 st.caption(tr("sched.table_help"))
 
-settings, chart = st.columns([1, 2.6], gap="large")
+settings, chart = st.columns([1.15, 2.6], gap="large")
 with settings:
     st.selectbox(tr("mnist.arch"), lab.ARCHITECTURES, key="sched_arch", format_func=lambda a: tr(f"arch.{a}"))
     st.radio(tr("sched.n_train"), lab.DATA_SIZES, key="sched_n_train", horizontal=True,
@@ -195,7 +195,8 @@ with settings:
     st.number_input(tr("mnist.batch"), step=32, key="sched_bs")
     st.toggle(tr("sched.discriminative"), key="sched_disc", help=tr("sched.discriminative_help"))
     st.number_input(tr("sched.swa"), min_value=0.0, step=0.5, key="sched_swa", help=tr("sched.swa_help"))
-    overlays = st.multiselect(tr("sched.overlays"), lab.OVERLAYS, key="sched_overlays", help=tr("sched.overlays_help"))
+    overlays = st.multiselect(tr("sched.overlays"), lab.OVERLAYS, key="sched_overlays", help=tr("sched.overlays_help"),
+                              placeholder=tr("sched.overlays_placeholder"))
     log_lr = st.toggle(tr("sched.log_lr"), key="sched_log_lr")
 
     plan = spec = None

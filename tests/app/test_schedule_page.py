@@ -175,3 +175,16 @@ def test_lr_finder_suggests_a_rate_and_use_it_rescales_the_table():
     assert plan_lr(app).max() == pytest.approx(suggestion, rel=0.05)
     rows = app.session_state["sched_rows"]
     assert rows[0]["lr_end"] / rows[0]["lr_start"] == pytest.approx(10)  # the shape kept, the height changed
+
+
+def test_torch_schedulers_overlay_the_plan_and_the_lr_axis_can_be_logarithmic():
+    app = open_page(PAGE)
+    app.multiselect(key="sched_overlays").set_value(list(lab.OVERLAYS)).run()
+    app.toggle(key="sched_log_lr").set_value(True).run()
+    assert not app.exception, app.exception
+    one_cycle = trace(app, "torch OneCycleLR", axis="y")
+    assert len(one_cycle) == 141 and one_cycle.max() == pytest.approx(0.1, rel=1e-3)
+    restarts = trace(app, "torch CosineAnnealingWarmRestarts", axis="y")
+    assert restarts[47] == pytest.approx(0.1)  # restarted after one epoch of 47 iterations
+    spec = json.loads(app.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["yaxis"]["type"] == "log"

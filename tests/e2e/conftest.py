@@ -7,6 +7,7 @@ compare the time a metric was emitted with the time the browser showed it.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -69,6 +70,17 @@ def _stop(process: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     process.wait(5)
+
+
+def record_latency(artifacts: Path, measured: dict) -> None:
+    """Add measurements to test-artifacts/latency.json, keeping what other tests wrote there."""
+    path = artifacts / "latency.json"
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        recorded = {}
+    recorded.update(measured)
+    path.write_text(json.dumps(recorded, indent=2))
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from core import jobs, mnist_lab, schedule_lab
-from core.viz import FINDER_LABEL_KEYS, SCHEDULE_TITLE_KEYS
+from core.schedules import OPTIMIZERS
+from core.viz import FINDER_LABEL_KEYS, SCHEDULE_LABEL_KEYS
 from core.i18n import LANGUAGES, LOCALES, t, t_message
 from core.labs import LABS
 from core.models import REGISTRY
@@ -199,8 +200,11 @@ def dynamic_families() -> dict[str, tuple[str, ...]]:
         "spreset.": schedule_lab.PRESETS,
         "spreset_note.": schedule_lab.PRESETS,
         "spreset_call.": tuple(schedule_lab.PRESET_PARAMETERS),
-        "schart.": (*SCHEDULE_TITLE_KEYS, "plan"),
+        "schart.": SCHEDULE_LABEL_KEYS,
         "fchart.": FINDER_LABEL_KEYS,
+        "sopt.": tuple(OPTIMIZERS),
+        "decay.": schedule_lab.DECAYS,
+        "sched.col.": schedule_lab.COLUMNS,
     }
 
 

@@ -16,7 +16,7 @@ from core.schedules import DecayType, TrainingPhase, phase_boundaries, schedule_
 from core.snippets import schedule_snippet
 from core.train import Callback, DeviceConfig, Learner, PhaseSchedule, Reporter, TensorBatches, Validation, WeightAveraging
 from core.schedules import PhaseDriver
-from core.viz import lr_finder_figure, schedule_figure, thinned_plan
+from core.viz import SCHEDULE_LABEL_KEYS, lr_finder_figure, schedule_figure, thinned_plan
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 CPU = DeviceConfig(torch.device("cpu"))
@@ -272,7 +272,7 @@ def test_the_schedule_figure_names_phases_and_draws_plan_dashed_and_actual_solid
     curves = schedule_curves(phases, 10)
     boundaries = phase_boundaries(phases, 10)
     run = pd.DataFrame({"step": np.arange(1, 31), "lr": curves["lr"], "momentum": curves["momentum"], "train_loss": 1.0})
-    labels = {key: key for key in ("lr", "momentum", "loss", "iteration", "plan")}
+    labels = {key: key for key in SCHEDULE_LABEL_KEYS}
     figure = schedule_figure(curves, boundaries, ["1·Adam", "2·SGD+momentum"], [("run", run)], [], labels)
     plan = [t for t in figure.data if t.name == "plan"]
     actual = [t for t in figure.data if t.name == "run"]
@@ -280,6 +280,16 @@ def test_the_schedule_figure_names_phases_and_draws_plan_dashed_and_actual_solid
     assert list(actual[0].x) == list(range(30))  # step i + 1 used iteration i's lr
     assert [a.text for a in figure.layout.annotations] == ["1·Adam", "2·SGD+momentum"]
     assert [shape.x0 for shape in figure.layout.shapes] == [10]
+
+
+def test_before_any_run_the_loss_panel_says_what_will_come_and_lr_can_be_logarithmic():
+    phases = lab.preset_phases("one_cycle")
+    curves = schedule_curves(phases, 10)
+    labels = {key: key for key in SCHEDULE_LABEL_KEYS}
+    figure = schedule_figure(curves, phase_boundaries(phases, 10), ["a", "b", "c"], [], [], labels, log_lr=True)
+    assert figure.layout.yaxis.type == "log"
+    assert "loss_waiting" in [a.text for a in figure.layout.annotations]
+    assert list(figure.layout.xaxis3.range) == [0, 30]  # the iteration axis spans the plan
 
 
 def test_the_finder_figure_marks_the_suggestion():
