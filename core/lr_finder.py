@@ -43,6 +43,8 @@ class FinderResult:
     @property
     def steepest(self) -> float | None:
         """Where the smoothed loss falls fastest per step along the sweep (fastai v1's "min grad")."""
+        if self.frame.empty:
+            return None
         frame = self.frame.iloc[:int(self.frame["smoothed"].idxmin()) + 1]
         if len(frame) < 3:
             return None
@@ -73,6 +75,7 @@ def find_lr(model: nn.Module, batches: Iterable, make_optimizer: Callable[[Itera
     saved = copy.deepcopy(model.state_dict())
     model = device.prepare_model(model)
     optimizer = make_optimizer(model.parameters(), float(lrs[0]))
+    scaler = device.grad_scaler()  # float16 gradients underflow without loss scaling
     rows, average, best, stopped_early = [], 0.0, math.inf, False
     data = _forever(batches)
     model.train()
@@ -86,8 +89,9 @@ def find_lr(model: nn.Module, batches: Iterable, make_optimizer: Callable[[Itera
             with device.autocast():
                 loss = F.cross_entropy(model(device.prepare_images(images)), labels.to(device.device))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             value = loss.item()
             average = smoothing * average + (1 - smoothing) * value
             smoothed = average / (1 - smoothing ** (i + 1))  # bias-corrected: the first steps are not pulled to 0

@@ -153,12 +153,22 @@ def rows_to_text(rows: list[dict]) -> str:
     return ROW_SEPARATOR.join(CELL_SEPARATOR.join(cell(row.get(key)) for key in COLUMNS) for row in rows)
 
 
+def is_table_text(text: str) -> bool:
+    try:
+        return bool(rows_from_text(text))
+    except ValueError:
+        return False
+
+
 def rows_from_text(text: str) -> list[dict]:
     """The table a link holds; ValueError when the text is not one."""
     if not text or len(text) > 4000:
         raise ValueError("empty or too long")
+    parts = text.split(ROW_SEPARATOR)
+    if len(parts) > MAX_PHASES:
+        raise ValueError(f"{len(parts)} phases")
     rows = []
-    for part in text.split(ROW_SEPARATOR)[:MAX_PHASES]:
+    for part in parts:
         cells = part.split(CELL_SEPARATOR)
         if len(cells) != len(COLUMNS):
             raise ValueError(f"{len(cells)} cells")
@@ -276,7 +286,14 @@ class ScheduleSpec:
 
 def iterations_per_epoch(n_train: int, batch_size: int) -> int:
     """As many as TensorBatches cuts (a leftover batch of one is skipped when shuffling)."""
+    _check_batch_size(batch_size)
     return len(TensorBatches(torch.empty(n_train, 0), torch.empty(n_train), batch_size, shuffle=True))
+
+
+def _check_batch_size(batch_size) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 2 <= batch_size <= mnist_lab.MAX_BATCH:
+        raise UserError("mnist.batch_range", "The batch size must be between 2 and {max} (got {batch}).",
+                        batch=batch_size, max=mnist_lab.MAX_BATCH)
 
 
 def validate(spec: ScheduleSpec) -> ScheduleSpec:
@@ -284,9 +301,7 @@ def validate(spec: ScheduleSpec) -> ScheduleSpec:
         raise UserError("mnist.bad_arch", "Unknown architecture {arch}.", arch=spec.arch)
     if spec.n_train not in DATA_SIZES:
         raise UserError("schedule.bad_size", "Train on {sizes} digits.", sizes=" or ".join(f"{n:,}" for n in DATA_SIZES))
-    if isinstance(spec.batch_size, bool) or not isinstance(spec.batch_size, int) or not 2 <= spec.batch_size <= mnist_lab.MAX_BATCH:
-        raise UserError("mnist.batch_range", "The batch size must be between 2 and {max} (got {batch}).",
-                        batch=spec.batch_size, max=mnist_lab.MAX_BATCH)
+    _check_batch_size(spec.batch_size)
     if not isinstance(spec.preset, str) or len(spec.preset) > 40:
         raise UserError("schedule.bad_preset", "Unknown preset {name}.", name=str(spec.preset)[:40])
     if not isinstance(spec.seed, int) or not 0 <= spec.seed < 2**31:
@@ -304,9 +319,10 @@ def validate(spec: ScheduleSpec) -> ScheduleSpec:
 
 
 def spec_from_dict(values: dict) -> ScheduleSpec:
-    values = dict(values)
-    values["phases"] = tuple(dict(row) for row in values.get("phases", ()))
-    return spec_from_values(ScheduleSpec, values, validate)
+    def rows_as_tuple(known: dict) -> dict:
+        return {**known, "phases": tuple(dict(row) for row in known.get("phases", ()))}
+
+    return spec_from_values(ScheduleSpec, values, validate, prepare=rows_as_tuple)
 
 
 def readable_runs(runs: list[dict]) -> list[dict]:
@@ -382,7 +398,7 @@ class FinderSpec:
 
 def validate_finder(spec: FinderSpec) -> FinderSpec:
     if spec.arch not in REGISTRY or spec.optimizer not in OPTIMIZERS or spec.n_train not in DATA_SIZES:
-        raise UserError("mnist.bad_spec", "These settings cannot be used: {error}", error="unknown model, optimizer or size")
+        raise UserError("spec.bad", "These settings cannot be used: {error}", error="unknown model, optimizer or size")
     sweep_lrs(spec.start_lr, spec.end_lr, spec.iterations, spec.linear)  # the range check, with its message
     return spec
 
@@ -429,9 +445,30 @@ def estimate_seconds(spec: ScheduleSpec, seconds_per_step: dict[str, float]) -> 
     return measured * work
 
 
-def plan(rows: list[dict], n_train: int, batch_size: int) -> tuple[list[TrainingPhase], pd.DataFrame, list[int]]:
-    """Phases, their curves and boundaries for a table at a data size: what the page draws."""
+@dataclass(frozen=True)
+class Plan:
+    """What the page draws for a table at a data size and batch."""
+
+    phases: list[TrainingPhase]
+    curves: pd.DataFrame  # one row per iteration (schedule_curves)
+    boundaries: list[int]
+    iters_per_epoch: int
+
+    @property
+    def phase_names(self) -> list[str]:
+        """'2·Adam·20px': number, optimizer and image size, for the chart's phase labels."""
+        return [f"{i}·{p.optimizer_label}" + (f"·{p.image_size}px" if p.image_size else "")
+                for i, p in enumerate(self.phases, start=1)]
+
+
+def plan(rows: list[dict], n_train: int, batch_size: int) -> Plan:
     phases = phases_from_rows(rows)
     iters = iterations_per_epoch(n_train, batch_size)
-    return phases, schedule_curves(phases, iters), phase_boundaries(phases, iters)
+    return Plan(phases, schedule_curves(phases, iters), phase_boundaries(phases, iters), iters)
+
+
+def finder_optimizer(rows: list[dict]) -> str:
+    """The LR finder sweeps with the first phase's optimizer (SGD with momentum when unknown)."""
+    name = (rows[0].get("optimizer") if rows else None) or "sgd_momentum"
+    return name if name in OPTIMIZERS else "sgd_momentum"
 

@@ -19,6 +19,9 @@ import torch
 from core.errors import UserError
 
 MAX_ITERATIONS = 1_000_000  # a plan longer than this is a typo, not a schedule
+# The MNIST nets halve the picture five times with no pooling at the end: 32 px ends at 1x1 (one
+# logit per digit); a larger picture would leave 2x2 and silently give 40 "classes".
+MAX_IMAGE_SIZE = 32
 
 
 class DecayType(enum.Enum):
@@ -111,9 +114,9 @@ class TrainingPhase:
         elif decay_kind(self.momentum_decay)[0] is not DecayType.NO:
             raise UserError("phase.decay_without_momentum", "A momentum decay needs a momentum to decay: "
                             "fill in momentum start (and end), or set the momentum decay to no.")
-        if self.image_size is not None and not (isinstance(self.image_size, int) and 8 <= self.image_size <= 64):
-            raise UserError("phase.image_size", "The image size must be a whole number of pixels from 8 to 64 (got {value}).",
-                            value=self.image_size)
+        if self.image_size is not None and not (isinstance(self.image_size, int) and 8 <= self.image_size <= MAX_IMAGE_SIZE):
+            raise UserError("phase.image_size", "The image size must be a whole number of pixels from 8 to {most} (got {value}).",
+                            value=self.image_size, most=MAX_IMAGE_SIZE)
 
     @property
     def optimizer_label(self) -> str:
@@ -189,8 +192,22 @@ def decayed(start: float, end: float, decay: Decay, i, n: int):
 
 
 # ----- the lesson's ready-made schedules ------------------------------------------------------
+def _check_argument(name: str, value, low: float, high: float) -> None:
+    """A preset function's argument, checked before it is used (a cycle_mult of 1e300 overflows)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and low <= value <= high):
+        raise UserError("preset.bad_argument", "{name} must be a number from {low:g} to {high:g} (got {value}).",
+                        name=name, low=low, high=high, value=value)
+
+
 def phases_sgdr(lr: float, opt_fn: str, num_cycle: int, cycle_len: float, cycle_mult: float) -> list[TrainingPhase]:
     """SGDR: a short warm-up at lr/100, then cosine cycles, each cycle_mult times longer."""
+    _check_argument("num_cycle", num_cycle, 1, 19)
+    _check_argument("cycle_len", cycle_len, 1e-3, 1000)
+    _check_argument("cycle_mult", cycle_mult, 0.1, 10)
+    if int(num_cycle) != num_cycle:
+        raise UserError("preset.bad_argument", "{name} must be a number from {low:g} to {high:g} (got {value}).",
+                        name="num_cycle", low=1, high=19, value=num_cycle)
+    num_cycle = int(num_cycle)
     phases = [TrainingPhase(epochs=cycle_len / 20, opt_fn=opt_fn, lr=lr / 100),
               TrainingPhase(epochs=cycle_len * 19 / 20, opt_fn=opt_fn, lr=lr, lr_decay=DecayType.COSINE)]
     for i in range(1, num_cycle):
@@ -200,6 +217,9 @@ def phases_sgdr(lr: float, opt_fn: str, num_cycle: int, cycle_len: float, cycle_
 
 def phases_1cycle(cycle_len: float, lr: float, div: float, pct: float, max_mom: float, min_mom: float) -> list[TrainingPhase]:
     """One-cycle: lr up then down (momentum down then up), then a short anneal to lr/(100·div)."""
+    _check_argument("cycle_len", cycle_len, 1e-3, 1000)
+    _check_argument("div", div, 1, 1e6)
+    _check_argument("pct", pct, 0, 99)
     tri = (1 - pct / 100) * cycle_len
     return [
         TrainingPhase(epochs=tri / 2, opt_fn="sgd_momentum", lr=(lr / div, lr), lr_decay=DecayType.LINEAR,

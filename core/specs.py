@@ -9,16 +9,18 @@ from core.errors import UserError
 Spec = TypeVar("Spec")
 
 
-def spec_from_values(spec_class: type[Spec], values: dict, validate: Callable[[Spec], Spec]) -> Spec:
+def spec_from_values(spec_class: type[Spec], values: dict, validate: Callable[[Spec], Spec],
+                     prepare: Callable[[dict], dict] = dict) -> Spec:
     """A validated spec: unknown keys are ignored (an older or newer version stored them);
-    values of the wrong kind become a UserError, not a crash."""
+    values of the wrong kind become a UserError, not a crash. ``prepare`` turns the known
+    values into the dataclass's arguments (a list of rows into a tuple, say)."""
     known = {f.name for f in fields(spec_class)}
     try:
-        return validate(spec_class(**{k: v for k, v in dict(values).items() if k in known}))
+        return validate(spec_class(**prepare({k: v for k, v in dict(values).items() if k in known})))
     except (TypeError, ValueError, OverflowError) as error:
         if isinstance(error, UserError):
             raise
-        raise UserError("mnist.bad_spec", "These settings cannot be used: {error}", error=str(error)[:200]) from None
+        raise UserError("spec.bad", "These settings cannot be used: {error}", error=str(error)[:200]) from None
 
 
 def readable_runs(runs: list[dict], spec_from_dict: Callable[[dict], object]) -> list[dict]:

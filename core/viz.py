@@ -240,8 +240,8 @@ def lr_finder_figure(frame: pd.DataFrame, suggestion: float | None, steepest: fl
     figure.add_trace(go.Scatter(x=frame["lr"], y=frame["smoothed"], name=labels["smoothed"], mode="lines",
                                 line=dict(color=PALETTE[0], width=3)))
     for value, text, colour in ((suggestion, labels["suggestion"], PALETTE[2]), (steepest, labels["steepest"], PALETTE[1])):
-        if value:
-            figure.add_vline(x=math.log10(value) if log_x else value, line=dict(color=colour, dash="dash"))
+        if value:  # a shape takes data units on a log axis; an annotation takes log10 of them
+            figure.add_vline(x=value, line=dict(color=colour, dash="dash"))
             figure.add_annotation(x=math.log10(value) if log_x else value, y=1, yref="paper", text=f"{text}: {value:.2g}",
                                   showarrow=False, yanchor="bottom", font=dict(color=colour))
     smoothed = frame["smoothed"]

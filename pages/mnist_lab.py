@@ -12,7 +12,7 @@ from core.run_view import RunView
 from core.snippets import mnist_snippet
 from core.summary import layer_table
 from core.viz import confusion_figure, training_figure
-from ui.common import job_manager, mirror_to_link, session_id, show_run_state, show_user_error, tr
+from ui.common import job_manager, mirror_to_link, run_from_link, session_id, show_run_state, show_user_error, tr
 
 CONTROLS = (
     Control("arch", "basic_cnn", lab.ARCHITECTURES),
@@ -40,7 +40,7 @@ def load_settings() -> None:
     values, ignored = read_query(CONTROLS, st.query_params)
     for name, value in values.items():
         st.session_state[f"mnist_{name}"] = str(value) if name == "lr" else value
-    st.session_state.mnist_run_id = values["run"] or None
+    st.session_state.mnist_run_id = run_from_link(values["run"], lab.KIND, ignored)
     st.session_state.mnist_ignored = ignored
 
 

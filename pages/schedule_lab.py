@@ -12,21 +12,14 @@ from core.run_view import RunView
 from core.schedules import OPTIMIZERS
 from core.snippets import schedule_snippet
 from core.viz import FINDER_LABEL_KEYS, SCHEDULE_LABEL_KEYS, lr_finder_figure, schedule_figure
-from ui.common import job_manager, mirror_to_link, session_id, show_run_state, show_user_error, tr
+from ui.common import job_manager, mirror_to_link, run_from_link, session_id, show_run_state, show_user_error, tr
 
 RUN_ID = re.compile(r"[0-9a-f]{10}")
 
 
-def _parses_as_table(text: str) -> bool:
-    try:
-        return bool(lab.rows_from_text(text))
-    except ValueError:
-        return False
-
-
 DEFAULT_TABLE = lab.rows_to_text(lab.preset_rows(lab.DEFAULT_PRESET))
 CONTROLS = (
-    Control("phases", DEFAULT_TABLE, accept=_parses_as_table),
+    Control("phases", DEFAULT_TABLE, accept=lab.is_table_text),
     Control("arch", "basic_cnn", lab.ARCHITECTURES),
     Control("n_train", lab.DATA_SIZES[0], lab.DATA_SIZES),
     Control("bs", 128, accept=lambda v: 2 <= v <= mnist_lab.MAX_BATCH),
@@ -54,7 +47,7 @@ def load_settings() -> None:
         st.session_state[f"sched_{name}"] = bool(values[name]) if name == "disc" else values[name]
     from_link = values["phases"] != DEFAULT_TABLE
     set_table(lab.rows_from_text(values["phases"]), "" if from_link else lab.DEFAULT_PRESET, edited=from_link)
-    st.session_state.sched_run_id = values["run"] or None
+    st.session_state.sched_run_id = run_from_link(values["run"], lab.KIND, ignored)
     st.session_state.sched_ignored = ignored
 
 
@@ -192,7 +185,7 @@ with settings:
     st.selectbox(tr("mnist.arch"), lab.ARCHITECTURES, key="sched_arch", format_func=lambda a: tr(f"arch.{a}"))
     st.radio(tr("sched.n_train"), lab.DATA_SIZES, key="sched_n_train", horizontal=True,
              format_func=lambda n: f"{n:,}", help=tr("sched.n_train_help"))
-    st.number_input(tr("mnist.batch"), step=32, key="sched_bs")
+    st.number_input(tr("mnist.batch"), min_value=2, max_value=mnist_lab.MAX_BATCH, step=32, key="sched_bs")
     st.toggle(tr("sched.discriminative"), key="sched_disc", help=tr("sched.discriminative_help"))
     st.number_input(tr("sched.swa"), min_value=0.0, step=0.5, key="sched_swa", help=tr("sched.swa_help"))
     overlays = st.multiselect(tr("sched.overlays"), lab.OVERLAYS, key="sched_overlays", help=tr("sched.overlays_help"),
@@ -201,16 +194,13 @@ with settings:
 
     plan = spec = None
     try:
-        phases, curves, boundaries = lab.plan(current_rows, int(st.session_state.sched_n_train), int(st.session_state.sched_bs))
-        plan = (curves, boundaries, [f"{i}·{p.optimizer_label}" + (f"·{p.image_size}px" if p.image_size else "")
-                                     for i, p in enumerate(phases, start=1)])
+        plan = lab.plan(current_rows, int(st.session_state.sched_n_train), int(st.session_state.sched_bs))
         spec = spec_from_widgets(current_rows)
     except UserError as error:
         show_table_error(error)
     if plan is not None:
-        per_epoch = lab.iterations_per_epoch(int(st.session_state.sched_n_train), int(st.session_state.sched_bs))
-        st.caption(tr("sched.plan_facts", phases=len(plan[2]), iterations=len(plan[0]), per_epoch=per_epoch,
-                      epochs=len(plan[0]) / per_epoch))
+        st.caption(tr("sched.plan_facts", phases=len(plan.phases), iterations=len(plan.curves),
+                      per_epoch=plan.iters_per_epoch, epochs=len(plan.curves) / plan.iters_per_epoch))
     if spec is not None:
         timings = mnist_lab.step_seconds(manager.info.get("mnist_seconds_per_step", {}), [], manager.info.get("device", ""))
         seconds = lab.estimate_seconds(spec, timings)
@@ -266,15 +256,14 @@ def live_chart(plan, overlays: list[str], log_lr: bool, compare_ids: list[str]) 
     runs += [(run_label(manager.status(rid) or {"id": rid}), run_view(rid).frame()) for rid in compare_ids]
     overlay_frames = []
     if plan is not None and overlays:
-        curves = plan[0]
-        per_epoch = lab.iterations_per_epoch(int(st.session_state.sched_n_train), int(st.session_state.sched_bs))
-        if len(curves) <= lab.OVERLAY_MAX_ITERATIONS:
-            overlay_frames = [(f"torch {name}", overlay_frame(name, len(curves), per_epoch, float(curves["lr"].max())))
+        total = len(plan.curves)
+        if total <= lab.OVERLAY_MAX_ITERATIONS:
+            overlay_frames = [(f"torch {name}", overlay_frame(name, total, plan.iters_per_epoch, float(plan.curves["lr"].max())))
                               for name in overlays]
         else:
             st.caption(tr("sched.overlay_too_long", most=lab.OVERLAY_MAX_ITERATIONS))
-    figure = schedule_figure(plan[0] if plan else None, plan[1] if plan else [0], plan[2] if plan else [],
-                             runs, overlay_frames, chart_labels(), log_lr=log_lr)
+    figure = schedule_figure(plan.curves if plan else None, plan.boundaries if plan else [0],
+                             plan.phase_names if plan else [], runs, overlay_frames, chart_labels(), log_lr=log_lr)
     st.plotly_chart(figure, width="stretch", key="sched_chart")
     st.caption(tr("sched.chart_caption"))
     if run_id:
@@ -307,13 +296,12 @@ with finder_settings:
     end_lr = high.number_input(tr("sched.finder_end"), value=10.0, format="%g", key="sched_finder_end")
     iterations = st.slider(tr("sched.finder_iterations"), 20, 300, 100, step=10, key="sched_finder_iterations")
     linear = st.toggle(tr("sched.finder_linear"), key="sched_finder_linear", help=tr("sched.finder_linear_help"))
-    first_optimizer = (current_rows[0].get("optimizer") if current_rows else None) or "sgd_momentum"
-    st.caption(tr("sched.finder_uses", optimizer=OPTIMIZERS.get(first_optimizer, OPTIMIZERS["sgd_momentum"]).label,
-                  arch=tr(f"arch.{st.session_state.sched_arch}")))
+    finder_optimizer = lab.finder_optimizer(current_rows)
+    st.caption(tr("sched.finder_uses", optimizer=OPTIMIZERS[finder_optimizer].label, arch=tr(f"arch.{st.session_state.sched_arch}")))
     if st.button(tr("sched.finder_run"), disabled=finding, width="stretch"):
         try:
             finder_spec = lab.finder_spec_from_dict(dict(
-                arch=st.session_state.sched_arch, optimizer=first_optimizer if first_optimizer in OPTIMIZERS else "sgd_momentum",
+                arch=st.session_state.sched_arch, optimizer=finder_optimizer,
                 batch_size=int(st.session_state.sched_bs), n_train=int(st.session_state.sched_n_train),
                 start_lr=float(start_lr), end_lr=float(end_lr), iterations=int(iterations), linear=bool(linear)))
             st.session_state.sched_finder_id = manager.submit(lab.FINDER_KIND, finder_spec.to_dict(), session_id())
@@ -346,8 +334,9 @@ def finder_panel() -> None:
     if result.get("suggestion"):
         if result.get("stopped_early"):
             st.caption(tr("sched.finder_stopped"))
-        st.button(tr("sched.finder_use", value=result["suggestion"]), on_click=use_suggestion,
-                  args=(current_rows, result["suggestion"]), help=tr("sched.finder_use_help"))
+        if st.button(tr("sched.finder_use", value=result["suggestion"]), help=tr("sched.finder_use_help")):
+            use_suggestion(current_rows, result["suggestion"])
+            st.rerun()  # the whole page: a click inside a fragment would redraw only the fragment
     if finding and not view.active:
         st.rerun()
 
@@ -357,8 +346,7 @@ with finder_chart:
 
 with st.expander(tr("sched.code")):
     if plan is not None:
-        st.code(schedule_snippet(phases, lab.iterations_per_epoch(int(st.session_state.sched_n_train),
-                                                                    int(st.session_state.sched_bs)),
-                                 st.session_state.sched_arch, int(st.session_state.sched_bs)), language="python")
+        st.code(schedule_snippet(plan.phases, plan.iters_per_epoch, st.session_state.sched_arch,
+                                 int(st.session_state.sched_bs)), language="python")
     else:
         st.caption(tr("sched.code_needs_table"))

@@ -71,6 +71,18 @@ def wait_for_worker() -> None:
         _poll_worker()
 
 
+def run_from_link(run_id: str, kind: str, ignored: list[str]) -> str | None:
+    """The link's run id if it names a run of this lab (an unknown id is kept: the page then
+    says it does not know that run); a run of another lab is named among the ignored settings."""
+    if not run_id:
+        return None
+    status = job_manager().status(run_id)
+    if status is not None and status.get("kind") != kind:
+        ignored.append("run")
+        return None
+    return run_id
+
+
 def mirror_to_link(controls: tuple[Control, ...], values: dict) -> None:
     """Keep the page's settings in the URL, so that the link reproduces what is on screen."""
     wanted = to_query(controls, values)

@@ -188,3 +188,23 @@ def test_torch_schedulers_overlay_the_plan_and_the_lr_axis_can_be_logarithmic():
     assert restarts[47] == pytest.approx(0.1)  # restarted after one epoch of 47 iterations
     spec = json.loads(app.get("plotly_chart")[0].proto.spec)
     assert spec["layout"]["yaxis"]["type"] == "log"
+
+
+def test_a_link_to_another_labs_run_is_named_and_ignored():
+    from core.runs import RunStore
+
+    store = RunStore()  # the app tests' store (PLAYGROUND_DB)
+    store.add_run("0123456789", "someone", "mnist", {"arch": "basic_cnn"}, time.time())
+    app = open_page(PAGE, run="0123456789")
+    assert app.session_state["sched_run_id"] is None
+    assert any("run" in warning for warning in texts(app.warning))
+    assert not app.error
+
+
+def test_preset_arguments_that_make_no_sense_get_a_message():
+    app = open_page(PAGE)
+    app.number_input(key="sched_param_one_cycle_div").set_value(0.0).run()
+    next(b for b in app.button if b.label == "Fill the table with these").click().run()
+    assert not app.exception, app.exception
+    assert "div must be a number from 1 to" in errors(app)
+    assert plan_lr(app).max() == pytest.approx(0.1)  # the table stays as it was

@@ -246,3 +246,21 @@ def test_chinese_page_renders(page: Page, server, artifacts):
     assert "lang=zh" in page.url
     page.wait_for_timeout(1000)  # the table and the code block settle
     page.screenshot(path=str(artifacts / "schedules-zh.png"))
+
+
+def test_the_lr_finder_suggests_a_rate_and_use_it_rescales_the_plan(page: Page, server, artifacts):
+    """'Use it' sits inside the finder's fragment: its click must still redraw the whole page
+    (the table, the plan and the link), not only the fragment."""
+    open_schedules(page, f"{server.url}/schedules")
+    page.get_by_role("button", name=EN["sched.finder_run"]).click()
+    done = page.get_by_test_id("stAlertContentSuccess").filter(has_text="Done in")
+    expect(done).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
+    use = page.get_by_role("button", name=re.compile(r"^Use it"))
+    suggestion = float(use.inner_text().rsplit(" ", 1)[-1])
+    use.click()
+    page.wait_for_function(
+        f"() => {{ const t = ({TRACES.strip()})(); const y = t && t['{EN['schart.plan']}|y'] && t['{EN['schart.plan']}|y'].y;"
+        f" return y && Math.abs(Math.max(...y) - {suggestion}) < 0.05 * {suggestion}; }}", timeout=15_000)
+    page.wait_for_function("() => new URLSearchParams(location.search).has('phases')")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(artifacts / "schedules-finder.png"))

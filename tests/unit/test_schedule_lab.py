@@ -123,6 +123,33 @@ def test_validate_refuses_what_cannot_train():
         assert error.value.key == key
 
 
+@pytest.mark.parametrize("batch", [0, -4, 1, 10**6])
+def test_a_batch_size_that_makes_no_sense_gets_a_message_not_a_crash(batch):
+    with pytest.raises(UserError) as error:
+        lab.plan(lab.preset_rows("one_cycle"), 6000, batch)
+    assert error.value.key == "mnist.batch_range"
+
+
+def test_a_link_with_too_many_phases_is_not_cut_short():
+    text = lab.rows_to_text(lab.preset_rows("constant") * (lab.MAX_PHASES + 1))
+    assert not lab.is_table_text(text)
+    assert lab.is_table_text(lab.rows_to_text(lab.preset_rows("constant") * lab.MAX_PHASES))
+
+
+def test_a_stored_spec_with_broken_rows_is_a_user_error():
+    with pytest.raises(UserError) as error:
+        lab.spec_from_dict({"phases": [1, 2]})
+    assert error.value.key == "spec.bad"
+
+
+def test_the_plan_names_each_phase_and_the_finder_uses_the_first_optimizer():
+    rows = lab.preset_rows("progressive_resizing")
+    plan = lab.plan(rows, 6000, 128)
+    assert plan.phase_names == ["1·SGD+momentum·20px", "2·SGD+momentum·28px"]
+    assert lab.finder_optimizer(lab.preset_rows("adam_then_sgd")) == "adam"
+    assert lab.finder_optimizer([]) == lab.finder_optimizer([{"optimizer": "lion"}]) == "sgd_momentum"
+
+
 def test_iterations_per_epoch_is_what_tensor_batches_cut():
     for n, batch in ((6000, 128), (6000, 7), (6001, 2), (60000, 4096)):
         images = torch.zeros(n, 0)
@@ -298,6 +325,7 @@ def test_the_finder_figure_marks_the_suggestion():
     figure = lr_finder_figure(frame, 0.1, 0.01, labels)
     assert figure.layout.xaxis.type == "log"
     assert any("suggestion: 0.1" in a.text for a in figure.layout.annotations)
+    assert sorted(shape.x0 for shape in figure.layout.shapes) == [0.01, 0.1]  # data units, even on a log axis
     assert figure.layout.yaxis.range[0] <= 1.0  # the raw loss is inside the view
 
 
@@ -321,3 +349,23 @@ def test_the_plain_pytorch_code_follows_the_same_plan(preset):
     plan = schedule_curves(phases, 20)
     assert [lr for lr, _ in used] == pytest.approx(list(plan["lr"]), rel=1e-9)
     assert [m for _, m in used] == pytest.approx(list(plan["momentum"]), rel=1e-9)
+
+
+def test_the_gpu_path_amp_and_channels_last_trains_with_phases_on_the_cpu(mnist_train):
+    """What CUDA gets (float16 autocast with a GradScaler, channels_last, an optimizer swapped
+    mid-run, resized images), exercised on the CPU so that it is tested where no GPU is."""
+    config = DeviceConfig(torch.device("cpu"), amp_dtype=torch.float16, channels_last=True)
+    train = mnist_train.subset(256, seed=0)
+    phases = [TrainingPhase(1, "adam", 1e-3, image_size=20), TrainingPhase(1, "sgd_momentum", 0.05)]
+    model = build("basic_cnn")
+    batches = TensorBatches(train.images, train.labels, 64, shuffle=True)
+    driver = PhaseDriver(model.parameters(), phases, len(batches))
+    layouts, rows = [], []
+    learner = Learner(model, batches, driver.optimizer_for(0), [PhaseSchedule(driver), Reporter(rows.append)], device=config)
+    learner.model.register_forward_pre_hook(
+        lambda module, args: layouts.append((args[0].shape[-1], args[0].is_contiguous(memory_format=torch.channels_last))))
+    assert learner.scaler.is_enabled()
+    learner.fit(2)
+    assert layouts[0] == (20, True) and layouts[-1] == (28, True)
+    assert all(math.isfinite(row["train_loss"]) for row in rows) and len(rows) == 8
+    assert learner.predict(mnist_train.images[:5]).dtype == torch.float32

@@ -342,11 +342,11 @@ def test_lr_factors_must_be_positive(factors):
 
 def test_image_size_for_follows_the_phases():
     phases = [TrainingPhase(1, image_size=16), TrainingPhase(0.5), TrainingPhase(1.5, image_size=28),
-              TrainingPhase(1, image_size=64)]
+              TrainingPhase(1, image_size=32)]
     driver = PhaseDriver(nn.Linear(2, 2).parameters(), phases, 10)
     assert driver.boundaries == [0, 10, 15, 30, 40]
     sizes = [driver.image_size_for(it) for it in range(40)]
-    assert sizes == [16] * 10 + [None] * 5 + [28] * 15 + [64] * 10
+    assert sizes == [16] * 10 + [None] * 5 + [28] * 15 + [32] * 10
 
 
 def test_optimizers_table():
@@ -408,7 +408,13 @@ BAD = [
     pytest.param(lambda: TrainingPhase(1, lr=(1e-2, -1e-3), lr_decay=DecayType.LINEAR), "phase.lr_positive",
                  "above 0", id="negative-lr-end"),
     pytest.param(lambda: TrainingPhase(1, opt_fn="adamw"), "phase.bad_optimizer", "sgd_momentum", id="unknown-optimizer"),
-    pytest.param(lambda: TrainingPhase(1, image_size=100), "phase.image_size", "8 to 64", id="image-size-too-big"),
+    pytest.param(lambda: TrainingPhase(1, image_size=100), "phase.image_size", "8 to 32", id="image-size-too-big"),
+    pytest.param(lambda: TrainingPhase(1, image_size=40), "phase.image_size", "8 to 32", id="image-size-past-1x1"),
+    pytest.param(lambda: phases_1cycle(3, 1e-2, 0, 10, .95, .85), "preset.bad_argument", "div", id="1cycle-div-0"),
+    pytest.param(lambda: phases_1cycle(3, 1e-2, 10, 100, .95, .85), "preset.bad_argument", "pct", id="1cycle-pct-100"),
+    pytest.param(lambda: phases_sgdr(0.1, "sgd_momentum", 3, 1, 1e300), "preset.bad_argument", "cycle_mult", id="sgdr-overflow"),
+    pytest.param(lambda: phases_sgdr(0.1, "sgd_momentum", 10**6, 1, 1), "preset.bad_argument", "num_cycle", id="sgdr-millions"),
+    pytest.param(lambda: phases_sgdr(0.1, "sgd_momentum", 2.5, 1, 2), "preset.bad_argument", "num_cycle", id="sgdr-half-cycle"),
 ]
 
 
