@@ -12,7 +12,7 @@ from core.run_view import RunView
 from core.snippets import mnist_snippet
 from core.summary import layer_table
 from core.viz import confusion_figure, training_figure
-from ui.common import job_manager, mirror_to_link, run_from_link, session_id, show_run_state, show_user_error, tr
+from ui.common import job_manager, mirror_to_link, page_header, run_from_link, session_id, show_run_state, show_user_error, tr
 
 CONTROLS = (
     Control("arch", "basic_cnn", lab.ARCHITECTURES),
@@ -85,10 +85,7 @@ def run_label(run: dict) -> str:
 
 load_settings()
 all_runs = lab.readable_runs(manager.store.list_runs(kind=lab.KIND))  # newest first
-st.title(tr("mnist.title"))
-st.write(tr("mnist.intro"))
-for name in st.session_state.pop("mnist_ignored", []):
-    st.warning(tr("link.ignored", name=name), icon="🔗")
+page_header(tr("mnist.title"), tr("mnist.intro"), st.session_state.pop("mnist_ignored", []))
 
 settings, table = st.columns([1, 1.25], gap="large")
 with settings:

@@ -12,7 +12,7 @@ from core.run_view import RunView
 from core.schedules import OPTIMIZERS
 from core.snippets import schedule_snippet
 from core.viz import FINDER_LABEL_KEYS, SCHEDULE_LABEL_KEYS, lr_finder_figure, schedule_figure
-from ui.common import job_manager, mirror_to_link, run_from_link, session_id, show_run_state, show_user_error, tr
+from ui.common import job_manager, mirror_to_link, page_header, run_from_link, session_id, show_run_state, show_user_error, tr
 
 RUN_ID = re.compile(r"[0-9a-f]{10}")
 
@@ -144,10 +144,7 @@ def overlay_frame(name: str, total: int, iters_per_epoch: int, max_lr: float) ->
 # ----- the page ---------------------------------------------------------------------------------------
 load_settings()
 all_runs = lab.readable_runs(manager.store.list_runs(kind=lab.KIND))
-st.title(tr("sched.title"))
-st.write(tr("sched.intro"))
-for name in st.session_state.pop("sched_ignored", []):
-    st.warning(tr("link.ignored", name=name), icon="🔗")
+page_header(tr("sched.title"), tr("sched.intro"), st.session_state.pop("sched_ignored", []))
 
 preset_col, params_col = st.columns([1, 2.2], gap="large")
 with preset_col:

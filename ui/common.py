@@ -71,6 +71,14 @@ def wait_for_worker() -> None:
         _poll_worker()
 
 
+def page_header(title: str, intro: str, ignored_link_settings: list[str]) -> None:
+    """A lab's title and what it is for, then one warning per link setting that was ignored."""
+    st.title(title)
+    st.write(intro)
+    for name in ignored_link_settings:
+        st.warning(tr("link.ignored", name=name), icon="🔗")
+
+
 def run_from_link(run_id: str, kind: str, ignored: list[str]) -> str | None:
     """The link's run id if it names a run of this lab (an unknown id is kept: the page then
     says it does not know that run); a run of another lab is named among the ignored settings."""

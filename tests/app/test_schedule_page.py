@@ -208,3 +208,13 @@ def test_preset_arguments_that_make_no_sense_get_a_message():
     assert not app.exception, app.exception
     assert "div must be a number from 1 to" in errors(app)
     assert plan_lr(app).max() == pytest.approx(0.1)  # the table stays as it was
+
+
+def test_a_schedule_that_diverges_stops_with_a_message_that_says_what_to_change():
+    app = open_page(PAGE)
+    app.selectbox(key="sched_preset").set_value("constant").run()
+    edit(app, {"edited_rows": {0: {"lr_start": 1000.0}}})
+    next(b for b in app.button if b.label.startswith("▶")).click().run()
+    wait_for(app, lambda a: bool(a.success) or bool(a.error))
+    message = errors(app)
+    assert ("NaN" in message or "exploded" in message) and "10 times smaller" in message, message
