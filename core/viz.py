@@ -146,8 +146,8 @@ def _schedule_layout(titles: tuple[str, ...]) -> dict:
     for row, key in ((1, "lr"), (2, "momentum"), (3, "loss")):
         figure.update_yaxes(title_text=labels[key], row=row, col=1)
     figure.update_xaxes(title_text=labels["iteration"], row=3, col=1)
-    figure.update_layout(height=680, margin=dict(l=10, r=10, t=40, b=10),
-                         legend=dict(orientation="h", yanchor="bottom", y=-0.16, x=0))
+    figure.update_layout(height=700, margin=dict(l=10, r=10, t=40, b=10),
+                         legend=dict(orientation="h", yanchor="top", y=-0.09, x=0))  # below the axis title, however many rows
     return figure.layout.to_plotly_json()
 
 
