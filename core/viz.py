@@ -202,6 +202,11 @@ def schedule_figure(plan: pd.DataFrame | None, boundaries: Sequence[int], phase_
         line(x, frame["train_loss"], name, 3, colour, width=1, legend=False)
     if log_lr:
         figure.layout.yaxis.type = "log"
+    momenta = [frame["momentum"] for frame in [plan] + [f for _, f in (*overlays, *runs)] if frame is not None and len(frame)]
+    if momenta:  # a constant momentum would otherwise fill the panel from 0 to 1.5
+        low, high = min(m.min() for m in momenta), max(m.max() for m in momenta)
+        pad = max(0.02, 0.1 * (high - low))
+        figure.layout.yaxis2.range = [max(0.0, low - pad), min(1.0, high + pad)]
     if plan is not None:  # the iteration axis spans the plan, runs or not
         figure.update_xaxes(range=[0, boundaries[-1]])
     if not any(len(frame) for _, frame in runs):  # an empty loss panel, its iteration axis still drawn
@@ -222,7 +227,10 @@ def _phase_marks(figure: go.Figure, boundaries: Sequence[int], phase_names: Sequ
                          line=dict(color="#999999", width=1, dash="dot"))
     total = boundaries[-1] or 1
     for number, (start, stop, name) in enumerate(zip(boundaries, boundaries[1:], phase_names), start=1):
-        wide = (stop - start) / total >= 0.12 * len(name) / 16
+        share = (stop - start) / total
+        if share < 0.04:
+            continue  # a sliver (SGDR's warm-up): its boundary line says enough
+        wide = share >= 0.12 * len(name) / 16
         figure.add_annotation(x=(start + stop) / 2, y=1.0, xref="x", yref="y domain", text=name if wide else str(number),
                               hovertext=name, showarrow=False, yanchor="bottom", font=dict(size=11, color="#555555"))
 

@@ -369,3 +369,13 @@ def test_the_gpu_path_amp_and_channels_last_trains_with_phases_on_the_cpu(mnist_
     assert layouts[0] == (20, True) and layouts[-1] == (28, True)
     assert all(math.isfinite(row["train_loss"]) for row in rows) and len(rows) == 8
     assert learner.predict(mnist_train.images[:5]).dtype == torch.float32
+
+
+def test_sgdr_warm_up_sliver_goes_unlabelled_and_a_constant_momentum_gets_a_readable_axis():
+    phases = lab.preset_phases("sgdr")
+    curves = schedule_curves(phases, 100)
+    names = [f"{i}·x" for i in range(1, len(phases) + 1)]
+    figure = schedule_figure(curves, phase_boundaries(phases, 100), names, [], [], {k: k for k in SCHEDULE_LABEL_KEYS})
+    assert [a.text for a in figure.layout.annotations if a.text != "loss_waiting"] == ["2·x", "3·x", "4·x"]
+    low, high = figure.layout.yaxis2.range
+    assert low < 0.9 < high and high - low < 0.1  # momentum 0.9 all the way: a flat line mid-panel
