@@ -287,7 +287,7 @@ class PhaseDriver:
     """
 
     def __init__(self, param_groups: Iterable, phases: Sequence[TrainingPhase], iters_per_epoch: int,
-                 lr_factors: Sequence[float] | None = None):
+                 lr_factors: Sequence[float] | None = None, weight_decay: float = 0.0):
         groups = list(param_groups)
         if groups and not isinstance(groups[0], (list, tuple)):
             groups = [groups]  # a plain parameter list: one group
@@ -298,6 +298,7 @@ class PhaseDriver:
                             groups=len(self.param_groups), factors=len(self.lr_factors))
         if not all(isinstance(f, (int, float)) and math.isfinite(f) and f > 0 for f in self.lr_factors):
             raise UserError("schedule.factor_positive", "Learning-rate factors must be numbers above 0, such as (0.01, 0.1, 1).")
+        self.weight_decay = weight_decay
         self.phases = list(phases)
         self.boundaries = phase_boundaries(self.phases, iters_per_epoch)
         self.phase_index: int | None = None
@@ -317,7 +318,8 @@ class PhaseDriver:
         lr = decayed(*phase.lr_span(), phase.lr_decay, iteration - start, n)
         momentum = decayed(*phase.momentum_span(), phase.momentum_decay, iteration - start, n)
         if index != self.phase_index:
-            groups = [{"params": params, "lr": lr * factor} for params, factor in zip(self.param_groups, self.lr_factors)]
+            groups = [{"params": params, "lr": lr * factor, "weight_decay": self.weight_decay}
+                      for params, factor in zip(self.param_groups, self.lr_factors)]
             self.optimizer = OPTIMIZERS[phase.opt_fn].build(groups, lr, momentum)
             self.phase_index = index
         for group, factor in zip(self.optimizer.param_groups, self.lr_factors):

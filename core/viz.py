@@ -19,10 +19,11 @@ MAX_LINE_POINTS = 1000
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
 
 
-def digit_grid_png(images: torch.Tensor, labels: Sequence[int], predicted: Sequence[int],
-                   per_row: int = 6, scale: int = 3) -> bytes:
-    """A PNG of digits (N, 1, H, W) in [0, 1], each framed green (right) or red (wrong)
-    and captioned with its predicted label, and the true one where the model was wrong."""
+def digit_grid_png(images: torch.Tensor, labels: Sequence, predicted: Sequence,
+                   per_row: int = 6, scale: int = 3, show_truth: bool = True) -> bytes:
+    """A PNG of pictures (N, 1 or 3, H, W) in [0, 1], each framed green (right) or red (wrong)
+    and captioned with its predicted label, and the true one where the model was wrong (unless
+    ``show_truth`` is off: long class names would run into the neighbours)."""
     framed = []
     for image, truth, guess in zip(images, labels, predicted):
         colour = torch.tensor(RIGHT if truth == guess else WRONG, dtype=torch.float32).view(3, 1, 1) / 255
@@ -36,13 +37,15 @@ def digit_grid_png(images: torch.Tensor, labels: Sequence[int], predicted: Seque
         grid = torch.nn.functional.pad(grid, [padding] * 4, value=1.0)
     picture = Image.fromarray(grid.mul(255).byte().permute(1, 2, 0).numpy())
     picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
-    _caption_cells(picture, labels, predicted, per_row, side=framed[0].shape[-1], padding=padding, scale=scale)
+    _caption_cells(picture, labels, predicted, per_row, side=framed[0].shape[-1], padding=padding, scale=scale,
+                   show_truth=show_truth)
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
-def _caption_cells(picture: Image.Image, labels, predicted, per_row: int, side: int, padding: int, scale: int) -> None:
+def _caption_cells(picture: Image.Image, labels, predicted, per_row: int, side: int, padding: int, scale: int,
+                   show_truth: bool = True) -> None:
     """Write each digit's predicted label (and the true one when wrong) just under it."""
     draw = ImageDraw.Draw(picture)
     font = ImageFont.load_default(size=11 * scale)  # readable when the grid is shown a third of its size
@@ -50,7 +53,7 @@ def _caption_cells(picture: Image.Image, labels, predicted, per_row: int, side: 
     for i, (truth, guess) in enumerate(zip(labels, predicted)):
         x = (padding + (i % per_row) * stride) * scale
         y = (padding + (i // per_row) * stride + side + 1) * scale
-        text = f"{guess}" if truth == guess else f"{guess} ({truth})"  # no words: the page explains
+        text = f"{guess}" if truth == guess or not show_truth else f"{guess} ({truth})"  # no words: the page explains
         draw.text((x, y), text, fill=RIGHT if truth == guess else WRONG, font=font, anchor="lt")
 
 

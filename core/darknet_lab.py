@@ -1,0 +1,268 @@
+"""The architecture lab of Lessons 12-13: Darknet on CIFAR-10 with the DAWNBench recipe.
+
+The recipe is the lesson's: SGD with weight decay 1e-4, one-cycle with momentum 0.95 -> 0.85
+(``use_clr_beta=(20, 20, .95, .85)``: lr/20 -> lr -> lr/20 over 80% of the run, then 20% down
+to lr/2000), random crop with 4 px padding and flips done on the device where the data lies.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from core.data.cifar import CLASSES, cifar_tensors, random_crop_flip
+from core.errors import UserError
+from core.models.darknet import LECTURE_BLOCKS, LECTURE_BN_MOMENTUM, darknet
+from core.schedules import PhaseDriver, phases_1cycle
+from core.specs import spec_from_values
+from core.summary import layer_table
+from core.train import (Callback, CancelCheck, DeviceConfig, Learner, NaNGuard, Periodically, PhaseSchedule,
+                        Reporter, TensorBatches, Validation)
+from core.viz import digit_grid_png
+
+KIND = "darknet"
+PRESETS = ("quick", "demo", "lecture")
+SHORT_NAMES = ("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")  # fit under a 32 px picture
+WEIGHT_DECAY = 1e-4
+DIV, PCT = 20, 20  # the lesson's use_clr_beta=(20, 20, ...)
+TARGET_ACCURACY = 0.94  # DAWNBench's CIFAR-10 bar
+SAMPLE_EVERY_SECONDS = 4.0
+SAMPLES = 18
+MAX_EPOCHS, MAX_WIDTH, MAX_GROUPS, MAX_BLOCKS = 60, 64, 6, 8
+
+
+@dataclass(frozen=True)
+class DarknetSpec:
+    """Everything that defines a Darknet run; ``asdict`` of it is what the job manager stores."""
+
+    preset: str = "demo"
+    blocks: tuple = (1, 1, 1, 1)  # residual layers per group
+    nf: int = 8  # the stem's width; each group doubles it
+    epochs: int = 4
+    max_lr: float = 0.4
+    batch_size: int = 128
+    n_train: int = 50_000  # at most what the data set has (10,000 for the synthetic one)
+    mixed_precision: bool = True  # on CUDA only: float16 autocast with loss scaling
+    channels_last: bool = True  # on CUDA only
+    seed: int = 0
+    # The lesson's BatchNorm momentum 0.01 suits its ~3,000 steps; in a 300-step demo the running
+    # statistics would still lag the weights and validation would swing wildly, so demo sizes use 0.1.
+    bn_momentum: float = 0.1
+
+    def to_dict(self) -> dict:
+        values = asdict(self)
+        values["blocks"] = list(self.blocks)
+        return values
+
+
+def preset_spec(preset: str) -> DarknetSpec:
+    """quick: seconds on a laptop; demo: about a minute on 2 CPU cores; lecture: the lesson's
+    Darknet([1, 2, 4, 6, 3], nf=32), 30 epochs at lr 1.3 and batch 512 (meant for a GPU)."""
+    if preset == "quick":
+        return DarknetSpec("quick", epochs=1, n_train=5_000)
+    if preset == "demo":
+        return DarknetSpec("demo")
+    if preset == "lecture":
+        return DarknetSpec("lecture", blocks=LECTURE_BLOCKS, nf=32, epochs=30, max_lr=1.3, batch_size=512,
+                           bn_momentum=LECTURE_BN_MOMENTUM)
+    raise UserError("darknet.bad_preset", "Unknown preset {name}.", name=preset)
+
+
+def validate(spec: DarknetSpec) -> DarknetSpec:
+    preset_spec(spec.preset)
+    blocks = spec.blocks
+    if not (isinstance(blocks, tuple) and 1 <= len(blocks) <= MAX_GROUPS
+            and all(isinstance(b, int) and not isinstance(b, bool) and 0 <= b <= MAX_BLOCKS for b in blocks)):
+        raise UserError("darknet.blocks", "Give 1 to {groups} groups, each with 0 to {most} residual layers, such as 1, 2, 4, 6, 3.",
+                        groups=MAX_GROUPS, most=MAX_BLOCKS)
+    for name, value, low, high in (("nf", spec.nf, 4, MAX_WIDTH), ("epochs", spec.epochs, 1, MAX_EPOCHS),
+                                   ("batch_size", spec.batch_size, 2, 2048), ("n_train", spec.n_train, 500, 50_000),
+                                   ("seed", spec.seed, 0, 2**31 - 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise UserError("darknet.range", "{name} must be a whole number from {low} to {high} (got {value}).",
+                            name=name, low=low, high=high, value=value)
+    if spec.bn_momentum not in (0.1, LECTURE_BN_MOMENTUM):
+        raise UserError("darknet.bn_momentum", "BatchNorm momentum is 0.1 (demo sizes) or 0.01 (the lesson's).")
+    if not (isinstance(spec.max_lr, (int, float)) and math.isfinite(spec.max_lr) and 0 < spec.max_lr <= 10):
+        raise UserError("darknet.lr", "The peak learning rate must be above 0 and at most 10 (got {lr}); the lesson's is 1.3.",
+                        lr=spec.max_lr)
+    return spec
+
+
+def spec_from_dict(values: dict) -> DarknetSpec:
+    def blocks_as_tuple(known: dict) -> dict:
+        return {**known, "blocks": tuple(known.get("blocks", DarknetSpec.blocks))}
+
+    return spec_from_values(DarknetSpec, values, validate, prepare=blocks_as_tuple)
+
+
+# ----- the model's size --------------------------------------------------------------------------
+@functools.lru_cache(maxsize=32)
+def model_facts(blocks: tuple, nf: int) -> dict:
+    """Layer table, parameters and multiply-adds of one 32x32 picture (torch's FLOP counter / 2)."""
+    model = darknet(blocks, 10, nf).eval()
+    table = layer_table(model, input_shape=(1, 3, 32, 32))
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(1, 3, 32, 32))
+    return {"table": table, "parameters": sum(p.numel() for p in model.parameters()),
+            "macs": counter.get_total_flops() // 2}
+
+
+# ----- training ------------------------------------------------------------------------------------
+class AugmentedBatches(TensorBatches):
+    """TensorBatches whose training pictures are cropped and flipped where they lie (on the GPU
+    there): no Python data loader in the loop for CIFAR-sized data."""
+
+    def __iter__(self):
+        for images, labels in super().__iter__():
+            yield random_crop_flip(images, generator=self.generator), labels
+
+
+class Throughput(Callback):
+    """Training pictures per second (over the last steps) and, on CUDA, the most memory used."""
+
+    order = 80
+
+    def __init__(self, batch_size: int, window: int = 20):
+        self.batch_size, self.window = batch_size, window
+
+    def before_fit(self, learner: Learner) -> None:
+        self.times: list[float] = []
+
+    def after_batch(self, learner: Learner) -> None:
+        self.times.append(time.perf_counter())
+        recent = self.times[-self.window:]
+        if len(recent) >= 2:
+            learner.metrics["images_per_second"] = self.batch_size * (len(recent) - 1) / (recent[-1] - recent[0])
+        if learner.device.device.type == "cuda":
+            learner.metrics["gpu_memory_mb"] = torch.cuda.max_memory_allocated(learner.device.device) / 2**20
+
+
+class TimeToTarget(Callback):
+    """The training seconds until a full validation first reaches the DAWNBench bar."""
+
+    order = 60
+
+    def before_fit(self, learner: Learner) -> None:
+        self.start, self.seconds = time.perf_counter(), None
+
+    def after_batch(self, learner: Learner) -> None:
+        full = learner.metrics.get("valid_on") == learner.metrics.get("valid_total")
+        if self.seconds is None and full and learner.metrics.get("accuracy", 0) >= TARGET_ACCURACY:
+            self.seconds = time.perf_counter() - self.start
+
+
+def device_for(spec: DarknetSpec) -> DeviceConfig:
+    """The automatic device, with the instructor's toggles for mixed precision and channels_last
+    (they change nothing on a CPU)."""
+    auto = DeviceConfig.auto()
+    if auto.device.type != "cuda":
+        return auto
+    amp = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if spec.mixed_precision else None
+    return DeviceConfig(auto.device, amp_dtype=amp, channels_last=spec.channels_last)
+
+
+def run_darknet(spec_values: dict, context) -> None:
+    """The job runner: Darknet with the lesson's recipe; metrics include pictures per second."""
+    spec = spec_from_dict(spec_values)
+    device = device_for(spec)
+    torch.manual_seed(spec.seed)
+    full_train, valid = cifar_tensors(True), cifar_tensors(False)
+    train = full_train.subset(min(spec.n_train, len(full_train.labels)), seed=spec.seed)
+    if device.device.type == "cuda":  # the data lives on the GPU; augmentation happens there too
+        train = train.to(device.device)
+    batches = AugmentedBatches(train.images, train.labels, spec.batch_size, shuffle=True, seed=spec.seed)
+    model = darknet(spec.blocks, len(CLASSES), spec.nf, spec.bn_momentum)
+    phases = phases_1cycle(spec.epochs, spec.max_lr, DIV, PCT, 0.95, 0.85)
+    driver = PhaseDriver(model.parameters(), phases, len(batches), weight_decay=WEIGHT_DECAY)
+    validation = Validation(valid.images, valid.labels, every=max(1, len(batches) // 4), subset=1000)
+    timer = TimeToTarget()
+    sample_images, sample_labels = valid.images[:SAMPLES], valid.labels[:SAMPLES].tolist()
+
+    def emit_samples(learner: Learner) -> None:
+        predicted = learner.predict(sample_images).argmax(dim=1).tolist()
+        png = digit_grid_png(valid.shown(sample_images), [SHORT_NAMES[i] for i in sample_labels],
+                             [SHORT_NAMES[i] for i in predicted], per_row=6, scale=3, show_truth=False)
+        context.emit("samples", {"png": png, "step": learner.step})
+
+    class FullValidationSize(Callback):
+        order = 55  # after Validation: mark which rows are on all the validation pictures
+
+        def after_batch(self, learner: Learner) -> None:
+            learner.metrics["valid_total"] = len(valid.labels)
+
+    learner = Learner(model, batches, driver.optimizer_for(0),
+                      [CancelCheck(context.cancelled), PhaseSchedule(driver), NaNGuard(), validation,
+                       FullValidationSize(), timer, Throughput(spec.batch_size),
+                       Periodically(SAMPLE_EVERY_SECONDS, emit_samples), Reporter(lambda row: context.emit("metrics", row))],
+                      device=device)
+    emit_samples(learner)
+    started = time.perf_counter()
+    learner.fit(driver.total_iterations / len(batches))
+    emit_samples(learner)
+    context.emit("result", {
+        "accuracy": (validation.last_predicted == valid.labels).float().mean().item(),
+        "seconds": time.perf_counter() - started, "seconds_to_target": timer.seconds,
+        "images_per_second": driver.total_iterations * spec.batch_size / (time.perf_counter() - started),
+        "synthetic": train.synthetic, "device": device.describe(),
+        "mixed_precision": device.amp_dtype is not None, "channels_last": device.channels_last,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    })
+
+
+# ----- time estimates ------------------------------------------------------------------------------
+def seconds_per_image(blocks: tuple, nf: int, batch_size: int = 128, repeats: int = 3) -> float:
+    """Measured: the fastest of a few training steps of this model on this device, per picture."""
+    spec = DarknetSpec(blocks=blocks, nf=nf, batch_size=batch_size)
+    device = device_for(spec)
+    model = device.prepare_model(darknet(blocks, 10, nf))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    scaler = device.grad_scaler()
+    images = device.prepare_images(torch.randn(batch_size, 3, 32, 32))
+    labels = torch.randint(0, 10, (batch_size,), device=device.device)
+
+    def step() -> float:
+        start = time.perf_counter()
+        with device.autocast():
+            loss = torch.nn.functional.cross_entropy(model(images), labels)
+        optimizer.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        if device.device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    step()
+    return min(step() for _ in range(repeats)) / batch_size
+
+
+def warm_up() -> dict:
+    """Run once by each worker: read (or make) the data and time the demo model; on a GPU the
+    lecture model too (on a CPU one lecture step takes seconds: its time is scaled by MACs)."""
+    cifar_tensors(True)
+    cifar_tensors(False)
+    demo = preset_spec("demo")
+    timings = {"demo": seconds_per_image(demo.blocks, demo.nf)}
+    if torch.cuda.is_available():
+        lecture = preset_spec("lecture")
+        timings["lecture"] = seconds_per_image(lecture.blocks, lecture.nf, lecture.batch_size)
+    return {"darknet_seconds_per_image": timings, "cifar_synthetic": cifar_tensors(True).synthetic}
+
+
+def estimate_seconds(spec: DarknetSpec, timings: dict[str, float], train_size: int) -> float | None:
+    """Expected training time: the measured time per picture of the nearest timed model, scaled
+    by multiply-adds, times the pictures the run sees (plus a validation pass per epoch)."""
+    if not timings:
+        return None
+    reference = "lecture" if "lecture" in timings and spec.nf >= 16 else "demo"
+    reference_spec = preset_spec(reference)
+    scale = model_facts(spec.blocks, spec.nf)["macs"] / model_facts(reference_spec.blocks, reference_spec.nf)["macs"]
+    pictures = spec.epochs * min(spec.n_train, train_size)
+    validation = spec.epochs * 10_000 / 3  # a forward pass costs about a third of a training step
+    return timings[reference] * scale * (pictures + validation)
+
