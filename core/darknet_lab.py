@@ -33,6 +33,17 @@ TARGET_ACCURACY = 0.94  # DAWNBench's CIFAR-10 bar
 SAMPLE_EVERY_SECONDS = 4.0
 SAMPLES = 18
 MAX_EPOCHS, MAX_WIDTH, MAX_GROUPS, MAX_BLOCKS = 60, 64, 6, 8
+WIDTHS = (4, 8, 16, 32, 64)
+
+# Cited, not measured here: what the DAWNBench panel puts beside this run's time to 94%.
+RECORDS = (
+    {"who": "fast.ai, DAWNBench (2018)", "model": "Darknet-style ResNet, this lab's recipe", "seconds": 191,
+     "hardware": "8 × NVIDIA V100", "source": "Lesson 12-13 (fast.ai 2018); DAWNBench leaderboard"},
+    {"who": "Keller Jordan, airbench94 (2024)", "model": "airbench94_compiled", "seconds": 3.29,
+     "hardware": "1 × NVIDIA A100", "source": "arXiv:2404.00498"},
+    {"who": "Keller Jordan, airbench94_muon (2024)", "model": "airbench94_muon", "seconds": 2.59,
+     "hardware": "1 × NVIDIA A100", "source": "github.com/KellerJordan/cifar10-airbench"},
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,18 @@ def preset_spec(preset: str) -> DarknetSpec:
         return DarknetSpec("lecture", blocks=LECTURE_BLOCKS, nf=32, epochs=30, max_lr=1.3, batch_size=512,
                            bn_momentum=LECTURE_BN_MOMENTUM)
     raise UserError("darknet.bad_preset", "Unknown preset {name}.", name=preset)
+
+
+def blocks_from_text(text: str) -> tuple[int, ...]:
+    """'1, 2, 4, 6, 3' as a tuple of whole numbers; a UserError saying how to write it otherwise."""
+    try:
+        blocks = tuple(int(part) for part in str(text).replace(" ", "").split(",") if part != "")
+    except ValueError:
+        blocks = ()
+    if not blocks or any(not 0 <= b <= MAX_BLOCKS for b in blocks) or len(blocks) > MAX_GROUPS:
+        raise UserError("darknet.blocks", "Give 1 to {groups} groups, each with 0 to {most} residual layers, such as 1, 2, 4, 6, 3.",
+                        groups=MAX_GROUPS, most=MAX_BLOCKS)
+    return blocks
 
 
 def validate(spec: DarknetSpec) -> DarknetSpec:

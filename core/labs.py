@@ -22,7 +22,7 @@ LABS = (
     Lab("restoration", 1, 7, None, "🪄"),
     Lab("rnn", 1, 7, None, "🔁"),
     Lab("bias", 2, 13, None, "⚖️"),
-    Lab("darknet", 2, 12, None, "🏎️"),
+    Lab("darknet", 2, 12, "pages/darknet_lab.py", "🏎️"),
 )
 
 # Spec kind -> "module:function" that a worker process imports to train it.
@@ -30,4 +30,5 @@ RUNNERS = {
     "mnist": "core.mnist_lab:run_mnist",
     "schedule": "core.schedule_lab:run_schedule",
     "lr_finder": "core.schedule_lab:run_lr_finder",
+    "darknet": "core.darknet_lab:run_darknet",
 }

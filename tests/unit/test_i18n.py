@@ -205,6 +205,7 @@ def dynamic_families() -> dict[str, tuple[str, ...]]:
         "sopt.": tuple(OPTIMIZERS),
         "decay.": schedule_lab.DECAYS,
         "sched.col.": schedule_lab.COLUMNS,
+        "dark.inception_": ("stem", "block"),
     }
 
 
