@@ -146,23 +146,48 @@ class AugmentedBatches(TensorBatches):
 
 
 class Throughput(Callback):
-    """Training pictures per second (over the last steps) and, on CUDA, the most memory used."""
+    """Training pictures per second and, on CUDA, the most memory used.
 
-    order = 80
+    A step is timed from one step's start to the next one's, so fetching and augmenting the
+    batch count; steps that also validated or drew a sample grid are left out of the rate.
+    """
+
+    order = 95  # after Validation and the sample grid: it can tell whether they ran this step
 
     def __init__(self, batch_size: int, window: int = 20):
         self.batch_size, self.window = batch_size, window
 
     def before_fit(self, learner: Learner) -> None:
-        self.times: list[float] = []
+        self.recent: list[float] = []
+        self.seconds, self.steps = 0.0, 0
+        self.last_start: float | None = None
+        self.last_was_training_only = False
+
+    def before_batch(self, learner: Learner) -> None:
+        now = time.perf_counter()
+        if self.last_start is not None and self.last_was_training_only:
+            self.count(now - self.last_start)
+        self.last_start = now
 
     def after_batch(self, learner: Learner) -> None:
-        self.times.append(time.perf_counter())
-        recent = self.times[-self.window:]
-        if len(recent) >= 2:
-            learner.metrics["images_per_second"] = self.batch_size * (len(recent) - 1) / (recent[-1] - recent[0])
+        self.last_was_training_only = "valid_loss" not in learner.metrics and "samples" not in learner.metrics
+        if self.recent:
+            learner.metrics["images_per_second"] = self.batch_size * len(self.recent) / sum(self.recent)
         if learner.device.device.type == "cuda":
             learner.metrics["gpu_memory_mb"] = torch.cuda.max_memory_allocated(learner.device.device) / 2**20
+
+    def after_fit(self, learner: Learner) -> None:
+        if self.last_start is not None and self.last_was_training_only:
+            self.count(time.perf_counter() - self.last_start)
+
+    def count(self, seconds: float) -> None:
+        self.seconds += seconds
+        self.steps += 1
+        self.recent = (self.recent + [seconds])[-self.window:]
+
+    @property
+    def images_per_second(self) -> float:
+        return self.batch_size * self.steps / self.seconds if self.seconds else 0.0
 
 
 class TimeToTarget(Callback):
@@ -204,6 +229,7 @@ def run_darknet(spec_values: dict, context) -> None:
     driver = PhaseDriver(model.parameters(), phases, len(batches), weight_decay=WEIGHT_DECAY)
     validation = Validation(valid.images, valid.labels, every=max(1, len(batches) // 4), subset=1000)
     timer = TimeToTarget()
+    throughput = Throughput(spec.batch_size)
     sample_images, sample_labels = valid.images[:SAMPLES], valid.labels[:SAMPLES].tolist()
 
     def emit_samples(learner: Learner) -> None:
@@ -211,6 +237,7 @@ def run_darknet(spec_values: dict, context) -> None:
         png = digit_grid_png(valid.shown(sample_images), [SHORT_NAMES[i] for i in sample_labels],
                              [SHORT_NAMES[i] for i in predicted], per_row=6, scale=3, show_truth=False)
         context.emit("samples", {"png": png, "step": learner.step})
+        learner.metrics["samples"] = True  # this step's time is not a training step's
 
     class FullValidationSize(Callback):
         order = 55  # after Validation: mark which rows are on all the validation pictures
@@ -220,7 +247,7 @@ def run_darknet(spec_values: dict, context) -> None:
 
     learner = Learner(model, batches, driver.optimizer_for(0),
                       [CancelCheck(context.cancelled), PhaseSchedule(driver), NaNGuard(), validation,
-                       FullValidationSize(), timer, Throughput(spec.batch_size),
+                       FullValidationSize(), timer, throughput,
                        Periodically(SAMPLE_EVERY_SECONDS, emit_samples), Reporter(lambda row: context.emit("metrics", row))],
                       device=device)
     emit_samples(learner)
@@ -230,7 +257,7 @@ def run_darknet(spec_values: dict, context) -> None:
     context.emit("result", {
         "accuracy": (validation.last_predicted == valid.labels).float().mean().item(),
         "seconds": time.perf_counter() - started, "seconds_to_target": timer.seconds,
-        "images_per_second": driver.total_iterations * spec.batch_size / (time.perf_counter() - started),
+        "images_per_second": throughput.images_per_second,  # training steps only
         "synthetic": train.synthetic, "device": device.describe(),
         "mixed_precision": device.amp_dtype is not None, "channels_last": device.channels_last,
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -274,7 +301,8 @@ def warm_up() -> dict:
     if torch.cuda.is_available():
         lecture = preset_spec("lecture")
         timings["lecture"] = seconds_per_image(lecture.blocks, lecture.nf, lecture.batch_size)
-    return {"darknet_seconds_per_image": timings, "cifar_synthetic": cifar_tensors(True).synthetic}
+    return {"darknet_seconds_per_image": timings, "cifar_synthetic": cifar_tensors(True).synthetic,
+            "device": DeviceConfig.auto().describe()}
 
 
 def estimate_seconds(spec: DarknetSpec, timings: dict[str, float], train_size: int) -> float | None:
