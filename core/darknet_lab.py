@@ -59,6 +59,7 @@ class DarknetSpec:
     n_train: int = 50_000  # at most what the data set has (10,000 for the synthetic one)
     mixed_precision: bool = True  # on CUDA only: float16 autocast with loss scaling
     channels_last: bool = True  # on CUDA only
+    compile_model: bool = False  # torch.compile, on CUDA only (its first steps pay for compiling)
     seed: int = 0
     # The lesson's BatchNorm momentum 0.01 suits its ~3,000 steps; in a 300-step demo the running
     # statistics would still lag the weights and validation would swing wildly, so demo sizes use 0.1.
@@ -214,6 +215,11 @@ def device_for(spec: DarknetSpec) -> DeviceConfig:
     return DeviceConfig(auto.device, amp_dtype=amp, channels_last=spec.channels_last)
 
 
+def compiles(spec: DarknetSpec, device: DeviceConfig) -> bool:
+    """torch.compile only where it pays: on a GPU (on a CPU it needs a C++ compiler and minutes)."""
+    return spec.compile_model and device.device.type == "cuda"
+
+
 def run_darknet(spec_values: dict, context) -> None:
     """The job runner: Darknet with the lesson's recipe; metrics include pictures per second."""
     spec = spec_from_dict(spec_values)
@@ -250,6 +256,8 @@ def run_darknet(spec_values: dict, context) -> None:
                        FullValidationSize(), timer, throughput,
                        Periodically(SAMPLE_EVERY_SECONDS, emit_samples), Reporter(lambda row: context.emit("metrics", row))],
                       device=device)
+    if compiles(spec, device):
+        learner.model = torch.compile(learner.model)
     emit_samples(learner)
     started = time.perf_counter()
     learner.fit(driver.total_iterations / len(batches))
@@ -260,6 +268,7 @@ def run_darknet(spec_values: dict, context) -> None:
         "images_per_second": throughput.images_per_second,  # training steps only
         "synthetic": train.synthetic, "device": device.describe(),
         "mixed_precision": device.amp_dtype is not None, "channels_last": device.channels_last,
+        "compiled": compiles(spec, device),
         "parameters": sum(p.numel() for p in model.parameters()),
     })
 

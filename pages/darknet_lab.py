@@ -23,9 +23,10 @@ CONTROLS = (
     Control("bs", 128, accept=lambda v: 2 <= v <= 2048),
     Control("amp", 1, (0, 1)),
     Control("cl", 1, (0, 1)),
+    Control("compile", 0, (0, 1)),
     Control("run", "", accept=lambda v: re.fullmatch(r"[0-9a-f]{10}", v) is not None),
 )
-WIDGETS = ("preset", "blocks", "nf", "epochs", "lr", "bs", "amp", "cl")
+WIDGETS = ("preset", "blocks", "nf", "epochs", "lr", "bs", "amp", "cl", "compile")
 manager = job_manager()
 
 
@@ -45,7 +46,7 @@ def load_settings() -> None:
         return
     values, ignored = read_query(CONTROLS, st.query_params)
     for name in WIDGETS:
-        st.session_state[f"dark_{name}"] = bool(values[name]) if name in ("amp", "cl") else values[name]
+        st.session_state[f"dark_{name}"] = bool(values[name]) if name in ("amp", "cl", "compile") else values[name]
     st.session_state.dark_run_id = run_from_link(values["run"], lab.KIND, ignored)
     st.session_state.dark_ignored = ignored
 
@@ -63,6 +64,7 @@ def spec_from_widgets() -> lab.DarknetSpec:
         epochs=int(st.session_state.dark_epochs), max_lr=float(st.session_state.dark_lr),
         batch_size=int(st.session_state.dark_bs), n_train=preset.n_train, bn_momentum=preset.bn_momentum,
         mixed_precision=bool(st.session_state.dark_amp), channels_last=bool(st.session_state.dark_cl),
+        compile_model=bool(st.session_state.dark_compile),
     ))
 
 
@@ -112,6 +114,7 @@ with settings:
     left, right = st.columns(2)
     left.toggle(tr("dark.amp"), key="dark_amp", help=tr("dark.gpu_only_help"))
     right.toggle(tr("dark.channels_last"), key="dark_cl", help=tr("dark.gpu_only_help"))
+    left.toggle(tr("dark.compile"), key="dark_compile", help=tr("dark.compile_help"))
 
     try:
         spec = spec_from_widgets()
@@ -163,6 +166,7 @@ mirror_to_link(CONTROLS, {
     "preset": st.session_state.dark_preset, "blocks": st.session_state.dark_blocks, "nf": st.session_state.dark_nf,
     "epochs": st.session_state.dark_epochs, "lr": float(st.session_state.dark_lr), "bs": st.session_state.dark_bs,
     "amp": int(st.session_state.dark_amp), "cl": int(st.session_state.dark_cl),
+    "compile": int(st.session_state.dark_compile),
     "run": st.session_state.get("dark_run_id") or "",
 })
 st.divider()

@@ -148,3 +148,12 @@ def test_the_estimate_scales_with_the_models_multiply_adds():
     lecture = lab.estimate_seconds(lab.preset_spec("lecture"), timings, train_size=10_000)
     assert demo > 0 and lecture / demo > 100  # ~8x the epochs and ~200x the multiply-adds
     assert lab.estimate_seconds(lab.preset_spec("demo"), {}, 10_000) is None
+
+
+def test_torch_compile_and_the_gpu_toggles_apply_only_on_cuda():
+    cpu = lab.DeviceConfig(torch.device("cpu"))
+    cuda = lab.DeviceConfig(torch.device("cuda"), amp_dtype=torch.bfloat16, channels_last=True)
+    assert not lab.compiles(lab.DarknetSpec(compile_model=True), cpu)
+    assert lab.compiles(lab.DarknetSpec(compile_model=True), cuda) and not lab.compiles(lab.DarknetSpec(), cuda)
+    if not torch.cuda.is_available():
+        assert lab.device_for(lab.DarknetSpec(mixed_precision=True, channels_last=True)) == lab.DeviceConfig.auto()
