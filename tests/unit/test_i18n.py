@@ -124,6 +124,7 @@ CHINESE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 # Keys whose Chinese text is only names and symbols, the same as (or close to) the English.
 NOT_CHINESE = {
     "device.gpu",  # "GPU：{name}"
+    "dark.channels_last",  # torch's name for the memory layout, as in the code students copy
 }
 TECHNICAL_NAMES = (
     "MNIST", "CNN", "ResNet", "DenseNet", "BatchNorm", "ResBlock", "conv_layer", "SGD", "SGDR",
