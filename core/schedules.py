@@ -47,14 +47,21 @@ class OptimizerKind:
     build: Callable[..., torch.optim.Optimizer]
     default_momentum: float
     has_momentum: bool = True
+    # Whether a phase of this kind carries on with the previous phase's optimizer when that is
+    # of the same torch class, keeping its momentum buffers (fastai 0.7's set_opt_fn). RMSprop
+    # starts afresh: torch would crash on a buffer it never made while its momentum was 0.
+    continues: bool = True
 
 
 OPTIMIZERS: dict[str, OptimizerKind] = {
     "sgd": OptimizerKind("SGD", lambda groups, lr, mom: torch.optim.SGD(groups, lr=lr), 0.0, has_momentum=False),
     "sgd_momentum": OptimizerKind("SGD+momentum", lambda groups, lr, mom: torch.optim.SGD(groups, lr=lr, momentum=mom), 0.9),
     "adam": OptimizerKind("Adam", lambda groups, lr, mom: torch.optim.Adam(groups, lr=lr, betas=(mom, 0.99)), 0.9),
-    "rmsprop": OptimizerKind("RMSprop", lambda groups, lr, mom: torch.optim.RMSprop(groups, lr=lr, momentum=mom), 0.0),
+    "rmsprop": OptimizerKind("RMSprop", lambda groups, lr, mom: torch.optim.RMSprop(groups, lr=lr, momentum=mom), 0.0,
+                             continues=False),
 }
+TORCH_CLASS = {"sgd": torch.optim.SGD, "sgd_momentum": torch.optim.SGD, "adam": torch.optim.Adam,
+               "rmsprop": torch.optim.RMSprop}
 
 
 def read_momentum(group: dict) -> float:
@@ -280,8 +287,11 @@ def schedule_curves(phases: Sequence[TrainingPhase], iters_per_epoch: int) -> pd
 class PhaseDriver:
     """``fit_opt_sched`` for torch: call ``optimizer_for(iteration)`` before each step.
 
-    At each phase boundary it builds that phase's optimizer over the same parameters (the
-    lesson's optimizer change), then sets every param group's lr and momentum for the step.
+    At a phase boundary where the optimizer changes class (Adam to SGD, say: the lesson's
+    optimizer change) it builds the new one over the same parameters; between phases of the
+    same class it carries on with the same optimizer and its state, as fastai 0.7 did (one-cycle
+    is three SGD phases with one set of momentum buffers). Then it sets every param group's
+    lr and momentum for the step.
     ``lr_factors`` are discriminative learning rates: one factor per parameter group, e.g.
     (0.01, 0.1, 1) trains the first layers 100 times slower than the head.
     """
@@ -318,14 +328,16 @@ class PhaseDriver:
         lr = decayed(*phase.lr_span(), phase.lr_decay, iteration - start, n)
         momentum = decayed(*phase.momentum_span(), phase.momentum_decay, iteration - start, n)
         if index != self.phase_index:
-            groups = [{"params": params, "lr": lr * factor, "weight_decay": self.weight_decay}
-                      for params, factor in zip(self.param_groups, self.lr_factors)]
-            self.optimizer = OPTIMIZERS[phase.opt_fn].build(groups, lr, momentum)
+            kind = OPTIMIZERS[phase.opt_fn]
+            carries_on = kind.continues and isinstance(self.optimizer, TORCH_CLASS[phase.opt_fn])
+            if not carries_on:
+                groups = [{"params": params, "lr": lr * factor, "weight_decay": self.weight_decay}
+                          for params, factor in zip(self.param_groups, self.lr_factors)]
+                self.optimizer = kind.build(groups, lr, momentum)
             self.phase_index = index
         for group, factor in zip(self.optimizer.param_groups, self.lr_factors):
             group["lr"] = lr * factor
-            if OPTIMIZERS[phase.opt_fn].has_momentum:
-                write_momentum(group, momentum)
+            write_momentum(group, momentum)  # plain SGD's is 0, also after an SGD-with-momentum phase
         return self.optimizer
 
     def image_size_for(self, iteration: int) -> int | None:

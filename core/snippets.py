@@ -102,13 +102,18 @@ def set_momentum(group, value):
         group["momentum"] = value
 
 
+TORCH_CLASS = {{"sgd": "SGD", "sgd_momentum": "SGD", "adam": "Adam", "rmsprop": "RMSprop"}}
 batches = iter(())
 elapsed = 0.0
 done = 0
+optimizer = None
 for phase in phases:
     elapsed += phase["epochs"]
     n = round(elapsed * iters_per_epoch) - done  # rounded from the running total: no drift
-    optimizer = make_optimizer(phase["opt"], model.parameters(), phase["mom"][0])  # a new one at each boundary
+    # A new optimizer only where its class changes (or for RMSprop); otherwise it carries on,
+    # momentum buffers and all, as fastai 0.7 did
+    if optimizer is None or type(optimizer).__name__ != TORCH_CLASS[phase["opt"]] or phase["opt"] == "rmsprop":
+        optimizer = make_optimizer(phase["opt"], model.parameters(), phase["mom"][0])
     for i in range(n):
         for group in optimizer.param_groups:
             group["lr"] = decayed(*phase["lr"], *phase["lr_decay"], i, n)

@@ -19,7 +19,7 @@ CONTROLS = (
     Control("blocks", "1, 1, 1, 1", accept=lambda v: _is_blocks(v)),
     Control("nf", 8, lab.WIDTHS),
     Control("epochs", 4, accept=lambda v: 1 <= v <= lab.MAX_EPOCHS),
-    Control("lr", 0.4, accept=lambda v: 0 < v <= 10),
+    Control("lr", 0.4, accept=lambda v: lab.MIN_LR <= v <= lab.MAX_LR),
     Control("bs", 128, accept=lambda v: 2 <= v <= 2048),
     Control("amp", 1, (0, 1)),
     Control("cl", 1, (0, 1)),
@@ -108,7 +108,7 @@ with settings:
     left.selectbox(tr("dark.nf"), lab.WIDTHS, key="dark_nf", help=tr("dark.nf_help"))
     right.number_input(tr("mnist.epochs"), min_value=1, max_value=lab.MAX_EPOCHS, step=1, key="dark_epochs")
     left, right = st.columns(2)
-    left.number_input(tr("dark.lr"), min_value=0.001, max_value=10.0, step=0.1, format="%g", key="dark_lr",
+    left.number_input(tr("dark.lr"), min_value=lab.MIN_LR, max_value=lab.MAX_LR, step=0.1, format="%g", key="dark_lr",
                       help=tr("dark.lr_help"))
     right.number_input(tr("mnist.batch"), min_value=2, max_value=2048, step=64, key="dark_bs")
     left, right = st.columns(2)
@@ -122,8 +122,8 @@ with settings:
         spec = None
         show_user_error(error)
     if spec is not None:
-        seconds = lab.estimate_seconds(spec, manager.info.get("darknet_seconds_per_image", {}),
-                                       train_size=10_000 if synthetic else 50_000)
+        train_size, valid_size = manager.info.get("cifar_sizes", (50_000, 10_000))
+        seconds = lab.estimate_seconds(spec, manager.info.get("darknet_seconds_per_image", {}), train_size, valid_size)
         if seconds is None:
             st.caption(tr("device.measuring"))
         else:
@@ -185,9 +185,9 @@ def live_panel() -> None:
     show_run_state(view, status,
                    lambda latest: tr("mnist.progress", step=latest["step"], total=latest["total_steps"],
                                      epoch=latest["epoch"], eta=latest["eta"]),
-                   lambda result: tr("dark.finished", accuracy=result["accuracy"] * 100, seconds=result["seconds"],
-                                     device=result["device"],
-                                     data=tr("dark.data_synthetic") if result["synthetic"] else tr("dark.data_real")))
+                   lambda result: tr("dark.finished", accuracy=result.get("accuracy", 0) * 100,
+                                     seconds=result.get("seconds", 0), device=result.get("device", "?"),
+                                     data=tr("dark.data_real") if result.get("synthetic") is False else tr("dark.data_synthetic")))
     latest = view.latest
     speed, memory, _ = st.columns(3)
     if latest.get("images_per_second"):
@@ -211,14 +211,14 @@ def live_panel() -> None:
 
 def dawnbench_panel(result: dict) -> None:
     st.markdown(f"**{tr('dark.dawnbench')}**")
-    if result["synthetic"]:
+    if result.get("synthetic") is not False:  # no claim unless the result says it was real CIFAR-10
         ours = tr("dark.dawn_synthetic")
     elif result.get("seconds_to_target") is None:
-        ours = tr("dark.dawn_not_reached", accuracy=result["accuracy"] * 100)
+        ours = tr("dark.dawn_not_reached", accuracy=result.get("accuracy", 0) * 100)
     else:
         ours = tr("dark.dawn_reached", seconds=result["seconds_to_target"])
     rows = [{tr("dark.dawn_who"): tr("dark.dawn_this_run"), tr("dark.dawn_time"): ours,
-             tr("dark.dawn_hardware"): result["device"], tr("dark.dawn_source"): tr("dark.dawn_measured")}]
+             tr("dark.dawn_hardware"): result.get("device", "?"), tr("dark.dawn_source"): tr("dark.dawn_measured")}]
     rows += [{tr("dark.dawn_who"): record["who"], tr("dark.dawn_time"): f"{record['seconds']:g} s",
               tr("dark.dawn_hardware"): record["hardware"], tr("dark.dawn_source"): record["source"]}
              for record in lab.RECORDS]

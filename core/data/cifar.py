@@ -128,9 +128,10 @@ def cifar_tensors(train: bool) -> CifarTensors:
 
 def random_crop_flip(images: torch.Tensor, padding: int = 4, generator: torch.Generator | None = None) -> torch.Tensor:
     """The lesson's augmentation on a whole batch where it lies (the GPU, when training there):
-    zero-pad, crop back to size at a random offset per image, flip half of them left-right."""
+    pad by reflection (fastai 0.7's default), crop back to size at a random offset per image,
+    flip half of them left-right."""
     n, _, height, width = images.shape
-    padded = torch.nn.functional.pad(images, [padding] * 4)
+    padded = torch.nn.functional.pad(images, [padding] * 4, mode="reflect")
     device = images.device
     top = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(device)
     left = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(device)

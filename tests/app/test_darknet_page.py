@@ -9,7 +9,12 @@ PAGE = "pages/darknet_lab.py"
 
 def test_the_page_shows_the_model_and_its_size_and_says_the_data_is_synthetic():
     app = open_page(PAGE)
+    from ui.common import job_manager
+
+    wait_for(app, lambda a: "cifar_synthetic" in job_manager().info, seconds=60)  # the worker has read the data
     assert "Darknet" in app.title[0].value and not app.error
+    if job_manager().info["cifar_synthetic"]:
+        assert any("synthetic stand-in" in warning for warning in texts(app.warning))
     metrics = {metric.label: metric.value for metric in app.metric}
     assert metrics["Parameters"] == "209,442"  # the demo Darknet (1, 1, 1, 1) from 8 channels
     app.radio(key="dark_preset").set_value("lecture").run()
@@ -54,3 +59,23 @@ def test_the_page_reads_in_chinese():
     app = open_page(PAGE, lang="zh")
     assert "Darknet" in app.title[0].value and "配方" in app.title[0].value
     assert not app.error
+
+
+def test_a_stored_run_with_a_partial_result_opens_without_a_crash():
+    import time
+
+    from core.runs import RunStore
+
+    store = RunStore()  # the app tests' store (PLAYGROUND_DB)
+    store.add_run("abcdef0123", "someone", "darknet", lab_spec_dict(), time.time())
+    store.set_result("abcdef0123", {"accuracy": 0.5})
+    store.set_state("abcdef0123", "finished", finished=time.time())
+    app = open_page(PAGE, run="abcdef0123")
+    assert not app.exception, app.exception
+    assert any("no claim: synthetic data" in str(frame.value.values) for frame in app.dataframe)
+
+
+def lab_spec_dict() -> dict:
+    from core import darknet_lab
+
+    return darknet_lab.preset_spec("quick").to_dict()

@@ -13,7 +13,7 @@ from core.data.cifar import CLASSES, SyntheticCIFAR10, cifar_tensors, open_cifar
 from core.errors import UserError
 from core.models.darknet import ResLayer, darknet
 from core.models.inception import InceptionResNetB, inception_stem
-from core.schedules import PhaseDriver, TrainingPhase
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 
 class FakeContext:
@@ -97,12 +97,12 @@ def test_augmentation_keeps_shapes_and_each_picture_with_its_own_label():
     images = torch.arange(4 * 3 * 8 * 8, dtype=torch.float32).view(4, 3, 8, 8)
     out = random_crop_flip(images, padding=2, generator=torch.Generator().manual_seed(1))
     assert out.shape == images.shape
-    padded = torch.nn.functional.pad(images, [2] * 4)
+    padded = torch.nn.functional.pad(images, [2] * 4, mode="reflect")  # fastai 0.7 padded by reflection
     for i in range(4):  # each output is a crop (maybe flipped) of the same index's input
         crops = [padded[i, :, top:top + 8, left:left + 8] for top in range(5) for left in range(5)]
         assert any(torch.equal(out[i], crop) or torch.equal(out[i], crop.flip(-1)) for crop in crops), i
     labels = torch.arange(4)  # picture i is labelled i: after shuffling, each must still sit with its label
-    padded = torch.nn.functional.pad(images, [4] * 4)  # the training batches pad by the lesson's 4 px
+    padded = torch.nn.functional.pad(images, [4] * 4, mode="reflect")  # the training batches pad by the lesson's 4 px
     for batch, batch_labels in lab.AugmentedBatches(images, labels, batch_size=2, shuffle=True, seed=0):
         for picture, label in zip(batch, batch_labels):
             crops = [padded[label, :, top:top + 8, left:left + 8] for top in range(9) for left in range(9)]
@@ -110,10 +110,35 @@ def test_augmentation_keeps_shapes_and_each_picture_with_its_own_label():
 
 
 # ----- training -----------------------------------------------------------------------------------------
-def test_the_phase_driver_applies_the_recipes_weight_decay():
-    model = nn.Linear(3, 2)
-    driver = PhaseDriver(model.parameters(), [TrainingPhase(1, "sgd_momentum", 0.1)], 4, weight_decay=1e-4)
-    assert driver.optimizer_for(0).param_groups[0]["weight_decay"] == 1e-4
+def test_the_runner_trains_with_the_recipes_weight_decay_and_one_optimizer():
+    used = []
+    handle = register_optimizer_step_pre_hook(lambda optimizer, args, kwargs: used.append(
+        (id(optimizer), type(optimizer).__name__, optimizer.param_groups[0]["weight_decay"])))
+    try:
+        lab.run_darknet(lab.DarknetSpec("quick", epochs=1, n_train=512).to_dict(), FakeContext())
+    finally:
+        handle.remove()
+    assert len(used) == 4 and {(name, decay) for _, name, decay in used} == {("SGD", 1e-4)}
+    assert len({optimizer for optimizer, _, _ in used}) == 1  # one-cycle's phases share one SGD
+
+
+def test_time_to_94_counts_only_a_validation_on_every_picture():
+    timer = lab.TimeToTarget(full_size=2000)
+
+    class Step:
+        metrics: dict = {}
+
+    step = Step()
+    timer.before_fit(step)
+    step.metrics = {"valid_on": 1000, "accuracy": 0.99}  # a subset: does not count
+    timer.after_batch(step)
+    assert timer.seconds is None
+    step.metrics = {"valid_on": 2000, "accuracy": 0.93}
+    timer.after_batch(step)
+    assert timer.seconds is None
+    step.metrics = {"valid_on": 2000, "accuracy": 0.94}
+    timer.after_batch(step)
+    assert timer.seconds is not None and timer.seconds >= 0
 
 
 def test_a_quick_run_trains_reports_pictures_per_second_and_says_synthetic():
@@ -135,6 +160,8 @@ def test_a_quick_run_trains_reports_pictures_per_second_and_says_synthetic():
     (dict(blocks=(1, 2, 99)), "darknet.blocks"), (dict(blocks=()), "darknet.blocks"), (dict(nf=0), "darknet.range"),
     (dict(epochs=0), "darknet.range"), (dict(max_lr=-1.0), "darknet.lr"), (dict(max_lr=float("nan")), "darknet.lr"),
     (dict(batch_size=1), "darknet.range"), (dict(preset="huge"), "darknet.bad_preset"), (dict(bn_momentum=0.5), "darknet.bn_momentum"),
+    (dict(max_lr=True), "darknet.lr"), (dict(max_lr=1e-5), "darknet.lr"), (dict(mixed_precision="no"), "spec.bad"),
+    (dict(blocks=(8, 8, 8, 8, 8, 8), nf=64), "darknet.too_big"),
 ])
 def test_a_spec_that_makes_no_sense_is_refused(change, key):
     with pytest.raises(UserError) as error:
@@ -144,10 +171,19 @@ def test_a_spec_that_makes_no_sense_is_refused(change, key):
 
 def test_the_estimate_scales_with_the_models_multiply_adds():
     timings = {"demo": 1e-4}
-    demo = lab.estimate_seconds(lab.preset_spec("demo"), timings, train_size=10_000)
-    lecture = lab.estimate_seconds(lab.preset_spec("lecture"), timings, train_size=10_000)
+    demo = lab.estimate_seconds(lab.preset_spec("demo"), timings, 10_000, 2_000)
+    lecture = lab.estimate_seconds(lab.preset_spec("lecture"), timings, 10_000, 2_000)
     assert demo > 0 and lecture / demo > 100  # ~8x the epochs and ~200x the multiply-adds
-    assert lab.estimate_seconds(lab.preset_spec("demo"), {}, 10_000) is None
+    assert demo == pytest.approx(1e-4 * 4 * (10_000 + (2_000 + 3 * 1_000) / 3))
+    assert lab.estimate_seconds(lab.preset_spec("demo"), {}, 10_000, 2_000) is None
+
+
+def test_the_facts_of_a_huge_model_come_at_once_without_its_memory():
+    import time
+
+    started = time.perf_counter()
+    facts = lab.model_facts((8, 8, 8, 8, 8, 8), 64)
+    assert facts["parameters"] > lab.MAX_PARAMETERS and time.perf_counter() - started < 5
 
 
 def test_torch_compile_and_the_gpu_toggles_apply_only_on_cuda():

@@ -461,3 +461,28 @@ def test_rmsprop_momentum_rising_from_zero_is_refused_with_a_way_out():
     np.testing.assert_allclose(np.array(record["momentum"])[:, 0],
                                schedule_curves(phases, 10)["momentum"].to_numpy(), rtol=1e-12, atol=0)
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_phases_of_the_same_optimizer_class_carry_on_with_one_optimizer_and_its_state():
+    """One-cycle's three SGD phases share one optimizer and its momentum buffers (fastai 0.7's
+    set_opt_fn rebuilt only when the optimizer's type changed); RMSprop always starts afresh."""
+    model = torch.nn.Linear(4, 2)
+    driver = PhaseDriver(model.parameters(), phases_1cycle(1, 0.1, 10, 10, 0.95, 0.85), 30)
+    seen = []
+    for iteration in range(driver.total_iterations):
+        optimizer = driver.optimizer_for(iteration)
+        seen.append(optimizer)
+        model(torch.randn(3, 4)).sum().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert len({id(optimizer) for optimizer in seen}) == 1
+    assert all("momentum_buffer" in state for state in seen[-1].state.values())  # kept from phase 1
+
+    plain_after_momentum = [TrainingPhase(1, "sgd_momentum", 0.1), TrainingPhase(1, "sgd", 0.1)]
+    driver = PhaseDriver(torch.nn.Linear(4, 2).parameters(), plain_after_momentum, 5)
+    first, second = driver.optimizer_for(0), driver.optimizer_for(5)
+    assert first is second and second.param_groups[0]["momentum"] == 0.0  # plain SGD: no momentum any more
+
+    rmsprop_twice = [TrainingPhase(1, "rmsprop", 1e-3), TrainingPhase(1, "rmsprop", 1e-3, momentum=0.5)]
+    driver = PhaseDriver(torch.nn.Linear(4, 2).parameters(), rmsprop_twice, 5)
+    assert driver.optimizer_for(0) is not driver.optimizer_for(5)
