@@ -30,6 +30,7 @@ from core.runs import RunStore
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+WARMED_UP = "warmed_up"  # the info key a worker sends once every runner module has warmed up
 QUEUED, RUNNING, FINISHED, FAILED, CANCELLED, INTERRUPTED = (
     "queued", "running", "finished", "failed", "cancelled", "interrupted",
 )

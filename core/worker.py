@@ -13,7 +13,7 @@ import sys
 from multiprocessing.connection import Connection
 
 from core.errors import RunCancelled, UserError
-from core.jobs import CANCELLED, FAILED, FINISHED, RunContext, Runner
+from core.jobs import CANCELLED, FAILED, FINISHED, WARMED_UP, RunContext, Runner
 
 log = logging.getLogger("core.worker")
 
@@ -29,6 +29,7 @@ def main(fd: int, runners: dict[str, str]) -> None:
             except Exception as error:  # e.g. data that cannot be unpacked: say so, keep serving
                 log.exception("warm-up of %s failed", module.__name__)
                 connection.send(("info", {"warm_up_error": f"{type(error).__name__}: {error}"[:300]}))
+    connection.send(("info", {WARMED_UP: True}))  # pages wait for this, not for the first lab's numbers
     while True:
         try:
             message = connection.recv()

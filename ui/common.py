@@ -10,7 +10,7 @@ import torch
 from core.controls import Control, to_query
 from core.errors import UserError
 from core.i18n import DEFAULT_LANGUAGE, LANGUAGES, t, t_message
-from core.jobs import JobManager
+from core.jobs import WARMED_UP, JobManager
 from core.labs import RUNNERS
 from core.run_view import RunView
 from core.runs import RunStore
@@ -61,13 +61,14 @@ def device_line() -> str:
 
 @st.fragment(run_every=1.0)
 def _poll_worker() -> None:
-    if job_manager().info:
-        st.rerun()  # the whole page, now with the device name and the time estimates
+    if job_manager().info.get(WARMED_UP):
+        st.rerun()  # the whole page, now with the device name and every lab's time estimates
 
 
 def wait_for_worker() -> None:
-    """While the worker is still warming up, check every second and redraw once it is ready."""
-    if not job_manager().info:
+    """While the worker is still warming up (every lab's module in turn), check every second
+    and redraw once all of them are ready."""
+    if not job_manager().info.get(WARMED_UP):
         _poll_worker()
 
 

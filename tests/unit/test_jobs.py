@@ -12,7 +12,7 @@ import time
 import pytest
 
 from core.errors import UserError
-from core.jobs import JobManager, QuotaExceeded
+from core.jobs import WARMED_UP, JobManager, QuotaExceeded
 from core.runs import RunStore
 from tests.unit.conftest import started_manager
 from tests.unit.fake_runners import RUNNERS
@@ -99,6 +99,7 @@ def test_a_run_goes_queued_running_finished(manager):
     assert stored["state"] == "finished" and stored["result"]["steps"] == 3
     assert [data["i"] for _, _, data in manager.store.metrics(run_id)] == [0, 1, 2]
     assert manager.info["fake_worker_pid"] == result_of(events)["pid"]  # warm_up ran in the worker
+    assert manager.info[WARMED_UP] is True  # and the worker said when every module had warmed up
     assert run_id not in manager.active_runs()
 
 
