@@ -1,4 +1,5 @@
 """Architecture lab (Part 2, Lessons 12-13): Darknet on CIFAR-10 with the DAWNBench recipe."""
+import functools
 import re
 
 import pandas as pd
@@ -8,11 +9,10 @@ from core import darknet_lab as lab
 from core.controls import Control, read_query
 from core.errors import UserError
 from core.models.inception import InceptionResNetB, inception_stem
-from core.run_view import RunView
 from core.summary import layer_table
 from core.viz import training_figure
-from ui.common import (job_manager, mirror_to_link, page_header, run_from_link, session_id, show_run_state,
-                       show_user_error, tr)
+from ui.common import (cached_run_view, job_manager, mirror_to_link, page_header, run_from_link, show_run_state,
+                       show_user_error, tr, train_and_cancel, training_figure_labels)
 
 CONTROLS = (
     Control("preset", "demo", lab.PRESETS),
@@ -68,17 +68,7 @@ def spec_from_widgets() -> lab.DarknetSpec:
     ))
 
 
-def run_view(run_id: str) -> RunView:
-    views = st.session_state.setdefault("dark_views", {})
-    if run_id not in views:
-        views[run_id] = RunView(run_id)
-    return views[run_id].refresh(manager)
-
-
-def figure_labels() -> dict:
-    keys = ("loss", "accuracy", "lr", "momentum", "loss_axis", "accuracy_axis", "lr_axis",
-            "momentum_axis", "iteration", "train", "valid")
-    return {key: tr(f"chart.{key}") for key in keys}
+run_view = functools.partial(cached_run_view, "dark")
 
 
 def table_view(table: pd.DataFrame):
@@ -131,19 +121,7 @@ with settings:
             if seconds > 300:
                 st.warning(tr("dark.too_long"), icon="⏳")
 
-    current = st.session_state.get("dark_run_id")
-    current_view = run_view(current) if current else None
-    watching = current_view is not None and current_view.active
-    mine = watching and current in manager.active_runs(session_id())
-    if st.button(tr("dark.train"), type="primary", disabled=spec is None or mine, width="stretch"):
-        try:
-            st.session_state.dark_run_id = manager.submit(lab.KIND, spec.to_dict(), session_id())
-            st.rerun()
-        except UserError as error:
-            show_user_error(error)
-    if st.button(tr("mnist.cancel"), disabled=not mine, width="stretch", key="dark_cancel"):
-        manager.cancel(current, session_id())
-        st.toast(tr("mnist.cancel_sent"))
+    watching = train_and_cancel("dark", lab.KIND, spec, tr("dark.train"))
 
 with facts_col:
     if spec is not None:
@@ -196,7 +174,7 @@ def live_panel() -> None:
         memory.metric(tr("dark.gpu_memory"), f"{latest['gpu_memory_mb']:,.0f} MB")
     chart, samples = st.columns([2, 1.1], gap="medium")
     with chart:
-        st.plotly_chart(training_figure([(tr("mnist.this_run"), view.frame())], figure_labels()), width="stretch",
+        st.plotly_chart(training_figure([(tr("mnist.this_run"), view.frame())], training_figure_labels()), width="stretch",
                         key="dark_chart")
     with samples:
         st.markdown(f"**{tr('dark.samples')}**")

@@ -1,4 +1,5 @@
 """MNIST lab (Part 1, Lesson 7): a CNN from scratch, trained live."""
+import functools
 import re
 
 import pandas as pd
@@ -8,11 +9,11 @@ from core import mnist_lab as lab
 from core.controls import Control, read_query
 from core.errors import UserError
 from core.models import build
-from core.run_view import RunView
 from core.snippets import mnist_snippet
 from core.summary import layer_table
 from core.viz import confusion_figure, training_figure
-from ui.common import job_manager, mirror_to_link, page_header, run_from_link, session_id, show_run_state, show_user_error, tr
+from ui.common import (cached_run_view, job_manager, mirror_to_link, page_header, run_from_link, show_run_state,
+                       show_user_error, tr, train_and_cancel, training_figure_labels)
 
 CONTROLS = (
     Control("arch", "basic_cnn", lab.ARCHITECTURES),
@@ -65,17 +66,7 @@ def spec_from_widgets() -> lab.MnistSpec:
     ))
 
 
-def run_view(run_id: str) -> RunView:
-    views = st.session_state.setdefault("mnist_views", {})
-    if run_id not in views:
-        views[run_id] = RunView(run_id)
-    return views[run_id].refresh(manager)
-
-
-def figure_labels() -> dict:
-    keys = ("loss", "accuracy", "lr", "momentum", "loss_axis", "accuracy_axis", "lr_axis",
-            "momentum_axis", "iteration", "train", "valid")
-    return {key: tr(f"chart.{key}") for key in keys}
+run_view = functools.partial(cached_run_view, "mnist")
 
 
 def run_label(run: dict) -> str:
@@ -119,20 +110,8 @@ with settings:
         else:
             st.caption(tr("mnist.estimate", seconds=max(seconds, 1), device=manager.info["device"]))
 
+    watching = train_and_cancel("mnist", lab.KIND, spec, tr("mnist.train"))
     current = st.session_state.get("mnist_run_id")
-    current_view = run_view(current) if current else None
-    watching = current_view is not None and current_view.active  # possibly someone else's shared run
-    mine = watching and current in manager.active_runs(session_id())
-    train_col, cancel_col = st.columns(2)
-    if train_col.button(tr("mnist.train"), type="primary", disabled=spec is None or mine, width="stretch"):
-        try:
-            st.session_state.mnist_run_id = manager.submit(lab.KIND, spec.to_dict(), session_id())
-            st.rerun()
-        except UserError as error:
-            show_user_error(error)
-    if cancel_col.button(tr("mnist.cancel"), disabled=not mine, width="stretch"):
-        manager.cancel(current, session_id())
-        st.toast(tr("mnist.cancel_sent"))
 
 with table:
     arch = st.session_state.mnist_arch
@@ -171,7 +150,7 @@ def live_panel() -> None:
         st.info(tr("mnist.press_train"), icon="👆")
         # Empty axes now: the student sees where the curves will come, and the browser has
         # loaded plotly before the first points arrive (that load takes about a second).
-        st.plotly_chart(training_figure([], figure_labels()), width="stretch", key="mnist_chart")
+        st.plotly_chart(training_figure([], training_figure_labels()), width="stretch", key="mnist_chart")
         return
     view = run_view(run_id)
     status = manager.status(run_id)
@@ -193,7 +172,7 @@ def live_panel() -> None:
     runs += [(run_label(manager.status(rid) or {"id": rid, "spec": {}}), run_view(rid).frame()) for rid in compare_ids]
     chart, samples = st.columns([2, 1.1], gap="medium")
     with chart:
-        st.plotly_chart(training_figure(runs, figure_labels()), width="stretch", key="mnist_chart")
+        st.plotly_chart(training_figure(runs, training_figure_labels()), width="stretch", key="mnist_chart")
         st.caption(tr("mnist.chart_caption"))
     with samples:
         st.markdown(f"**{tr('mnist.samples')}**")

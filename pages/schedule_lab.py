@@ -1,4 +1,5 @@
 """Learning rate & momentum lab (Part 2, Lesson 13): training phases, drawn and trained live."""
+import functools
 import re
 
 import pandas as pd
@@ -8,11 +9,11 @@ from core import mnist_lab
 from core import schedule_lab as lab
 from core.controls import Control, read_query
 from core.errors import UserError
-from core.run_view import RunView
 from core.schedules import OPTIMIZERS
 from core.snippets import schedule_snippet
 from core.viz import FINDER_LABEL_KEYS, SCHEDULE_LABEL_KEYS, lr_finder_figure, schedule_figure
-from ui.common import job_manager, mirror_to_link, page_header, run_from_link, session_id, show_run_state, show_user_error, tr
+from ui.common import (cached_run_view, job_manager, mirror_to_link, page_header, run_from_link, session_id, show_run_state,
+                       show_user_error, tr, train_and_cancel)
 
 RUN_ID = re.compile(r"[0-9a-f]{10}")
 
@@ -112,11 +113,7 @@ def show_table_error(error: UserError) -> None:
 
 
 # ----- runs -------------------------------------------------------------------------------------------
-def run_view(run_id: str) -> RunView:
-    views = st.session_state.setdefault("sched_views", {})
-    if run_id not in views:
-        views[run_id] = RunView(run_id)
-    return views[run_id].refresh(manager)
+run_view = functools.partial(cached_run_view, "sched")
 
 
 def run_label(run: dict) -> str:
@@ -204,19 +201,8 @@ with settings:
         st.caption(tr("device.measuring") if seconds is None
                    else tr("mnist.estimate", seconds=max(seconds, 1), device=manager.info["device"]))
 
+    watching = train_and_cancel("sched", lab.KIND, spec, tr("sched.train"))
     current = st.session_state.get("sched_run_id")
-    current_view = run_view(current) if current else None
-    watching = current_view is not None and current_view.active
-    mine = watching and current in manager.active_runs(session_id())
-    if st.button(tr("sched.train"), type="primary", disabled=spec is None or mine, width="stretch"):
-        try:
-            st.session_state.sched_run_id = manager.submit(lab.KIND, spec.to_dict(), session_id())
-            st.rerun()
-        except UserError as error:
-            show_user_error(error)
-    if st.button(tr("mnist.cancel"), disabled=not mine, width="stretch", key="sched_cancel"):
-        manager.cancel(current, session_id())
-        st.toast(tr("mnist.cancel_sent"))
 
 st.session_state.sched_saved = {
     "widgets": {f"sched_{name}": st.session_state[f"sched_{name}"] for name in WIDGETS},

@@ -103,6 +103,42 @@ def mirror_to_link(controls: tuple[Control, ...], values: dict) -> None:
             del st.query_params[control.name]
 
 
+def cached_run_view(prefix: str, run_id: str) -> RunView:
+    """The page's view of a run (kept per browser session under ``<prefix>_views``), brought up to date."""
+    views = st.session_state.setdefault(f"{prefix}_views", {})
+    if run_id not in views:
+        views[run_id] = RunView(run_id)
+    return views[run_id].refresh(job_manager())
+
+
+TRAINING_FIGURE_KEYS = ("loss", "accuracy", "lr", "momentum", "loss_axis", "accuracy_axis", "lr_axis",
+                        "momentum_axis", "iteration", "train", "valid")
+
+
+def training_figure_labels() -> dict:
+    """The titles of ``core.viz.training_figure`` in the reader's language."""
+    return {key: tr(f"chart.{key}") for key in TRAINING_FIGURE_KEYS}
+
+
+def train_and_cancel(prefix: str, kind: str, spec, train_label: str) -> bool:
+    """Train (disabled while the spec is bad or this session's run goes on) and Cancel (only for
+    this session's own run). Returns whether the shown run is still going, for live panels."""
+    manager = job_manager()
+    current = st.session_state.get(f"{prefix}_run_id")
+    watching = current is not None and cached_run_view(prefix, current).active  # maybe someone else's shared run
+    mine = watching and current in manager.active_runs(session_id())
+    if st.button(train_label, type="primary", disabled=spec is None or mine, width="stretch", key=f"{prefix}_train"):
+        try:
+            st.session_state[f"{prefix}_run_id"] = manager.submit(kind, spec.to_dict(), session_id())
+            st.rerun()
+        except UserError as error:
+            show_user_error(error)
+    if st.button(tr("mnist.cancel"), disabled=not mine, width="stretch", key=f"{prefix}_cancel"):
+        manager.cancel(current, session_id())
+        st.toast(tr("mnist.cancel_sent"))
+    return watching
+
+
 def show_run_state(view: RunView, status: dict, progress_text: Callable[[dict], str],
                    finished_text: Callable[[dict], str]) -> None:
     """One line on where a run is: its place in the queue, progress with an ETA, its result,

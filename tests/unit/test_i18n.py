@@ -21,6 +21,7 @@ import pytest
 from core import jobs, mnist_lab, schedule_lab
 from core.schedules import OPTIMIZERS
 from core.viz import FINDER_LABEL_KEYS, SCHEDULE_LABEL_KEYS
+from ui.common import TRAINING_FIGURE_KEYS
 from core.i18n import LANGUAGES, LOCALES, t, t_message
 from core.labs import LABS
 from core.models import REGISTRY
@@ -176,17 +177,6 @@ def parse(path: Path) -> ast.Module:
     return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
 
 
-def figure_label_keys() -> tuple[str, ...]:
-    """The ``keys`` tuple of figure_labels() in pages/mnist_lab.py (the page is not importable)."""
-    for node in ast.walk(parse(ROOT / "pages" / "mnist_lab.py")):
-        if isinstance(node, ast.FunctionDef) and node.name == "figure_labels":
-            for statement in ast.walk(node):
-                if (isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Tuple)
-                        and any(isinstance(target, ast.Name) and target.id == "keys" for target in statement.targets)):
-                    return tuple(ast.literal_eval(statement.value))
-    raise AssertionError("figure_labels() and its keys tuple not found in pages/mnist_lab.py")
-
-
 def dynamic_families() -> dict[str, tuple[str, ...]]:
     """For each prefix of an f-string key: the values its hole can take."""
     return {
@@ -197,7 +187,7 @@ def dynamic_families() -> dict[str, tuple[str, ...]]:
                                          jobs.CANCELLED, jobs.INTERRUPTED})),
         "state_note.": (jobs.CANCELLED, jobs.INTERRUPTED),
         "lab.": tuple(lab.key for lab in LABS),
-        "chart.": figure_label_keys(),
+        "chart.": TRAINING_FIGURE_KEYS,
         "spreset.": schedule_lab.PRESETS,
         "spreset_note.": schedule_lab.PRESETS,
         "spreset_call.": tuple(schedule_lab.PRESET_PARAMETERS),
