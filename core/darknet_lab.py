@@ -21,7 +21,7 @@ from core.schedules import PhaseDriver, phases_1cycle
 from core.specs import spec_from_values
 from core.summary import layer_table
 from core.train import (Callback, CancelCheck, DeviceConfig, Learner, NaNGuard, Periodically, PhaseSchedule,
-                        Reporter, TensorBatches, Validation)
+                        Reporter, TensorBatches, Validation, fastest_step_seconds)
 from core.viz import digit_grid_png
 
 KIND = "darknet"
@@ -287,30 +287,10 @@ def run_darknet(spec_values: dict, context) -> None:
 
 
 # ----- time estimates ------------------------------------------------------------------------------
-def seconds_per_image(blocks: tuple, nf: int, batch_size: int = 128, repeats: int = 3) -> float:
+def seconds_per_image(blocks: tuple, nf: int, batch_size: int = 128) -> float:
     """Measured: the fastest of a few training steps of this model on this device, per picture."""
-    spec = DarknetSpec(blocks=blocks, nf=nf, batch_size=batch_size)
-    device = device_for(spec)
-    model = device.prepare_model(darknet(blocks, 10, nf))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    scaler = device.grad_scaler()
-    images = device.prepare_images(torch.randn(batch_size, 3, 32, 32))
-    labels = torch.randint(0, 10, (batch_size,), device=device.device)
-
-    def step() -> float:
-        start = time.perf_counter()
-        with device.autocast():
-            loss = torch.nn.functional.cross_entropy(model(images), labels)
-        optimizer.zero_grad()
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        if device.device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
-
-    step()
-    return min(step() for _ in range(repeats)) / batch_size
+    device = device_for(DarknetSpec(blocks=blocks, nf=nf, batch_size=batch_size))
+    return fastest_step_seconds(darknet(blocks, 10, nf), (batch_size, 3, 32, 32), device, repeats=3) / batch_size
 
 
 def warm_up() -> dict:

@@ -14,7 +14,7 @@ from core.errors import UserError
 from core.models import REGISTRY, build
 from core.specs import spec_from_values
 from core.train import (CancelCheck, DeviceConfig, Learner, NaNGuard, OneCycle, Periodically,
-                        Reporter, TensorBatches, Validation)
+                        Reporter, TensorBatches, Validation, fastest_step_seconds)
 from core.viz import digit_grid_png
 
 KIND = "mnist"
@@ -166,28 +166,8 @@ def run_mnist(spec_values: dict, context) -> None:
     })
 
 
-def seconds_per_step(arch: str, batch_size: int = 128, repeats: int = 5) -> float:
-    """Measured, not guessed: the fastest of a few training steps on this machine's device
-    (the fastest, because a server starting up is busy with other things at the same time)."""
-    device = DeviceConfig.auto()
-    model = device.prepare_model(build(arch))
-    optimizer = make_optimizer("sgd", model.parameters(), 0.01)
-    images = device.prepare_images(torch.randn(batch_size, 1, 28, 28))
-    labels = torch.randint(0, 10, (batch_size,), device=device.device)
-
-    def timed_step() -> float:
-        start = time.perf_counter()
-        with device.autocast():
-            loss = torch.nn.functional.cross_entropy(model(images), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if device.device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
-
-    timed_step()  # the first step pays for allocations
-    return min(timed_step() for _ in range(repeats))
+def seconds_per_step(arch: str, batch_size: int = 128) -> float:
+    return fastest_step_seconds(build(arch), (batch_size, 1, 28, 28), DeviceConfig.auto())
 
 
 def warm_up() -> dict:

@@ -28,6 +28,23 @@ def started_manager(db_path, runners):
         store.close()
 
 
+class RecordingContext:
+    """What a runner sees of the job manager, for calling a runner directly: emitted events are
+    kept in a list, and Cancel is never pressed."""
+
+    def __init__(self):
+        self.events: list[tuple[str, dict]] = []
+
+    def emit(self, kind: str, data: dict) -> None:
+        self.events.append((kind, data))
+
+    def cancelled(self) -> bool:
+        return False
+
+    def of(self, kind: str) -> list[dict]:
+        return [data for event_kind, data in self.events if event_kind == kind]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_run_db(tmp_path_factory):
     patch = pytest.MonkeyPatch()

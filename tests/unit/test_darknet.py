@@ -14,20 +14,7 @@ from core.errors import UserError
 from core.models.darknet import ResLayer, darknet
 from core.models.inception import InceptionResNetB, inception_stem
 from torch.optim.optimizer import register_optimizer_step_pre_hook
-
-
-class FakeContext:
-    def __init__(self):
-        self.events: list[tuple[str, dict]] = []
-
-    def emit(self, kind: str, data: dict) -> None:
-        self.events.append((kind, data))
-
-    def cancelled(self) -> bool:
-        return False
-
-    def of(self, kind: str) -> list[dict]:
-        return [data for event_kind, data in self.events if event_kind == kind]
+from tests.unit.conftest import RecordingContext
 
 
 # ----- the model -------------------------------------------------------------------------------------
@@ -115,7 +102,7 @@ def test_the_runner_trains_with_the_recipes_weight_decay_and_one_optimizer():
     handle = register_optimizer_step_pre_hook(lambda optimizer, args, kwargs: used.append(
         (id(optimizer), type(optimizer).__name__, optimizer.param_groups[0]["weight_decay"])))
     try:
-        lab.run_darknet(lab.DarknetSpec("quick", epochs=1, n_train=512).to_dict(), FakeContext())
+        lab.run_darknet(lab.DarknetSpec("quick", epochs=1, n_train=512).to_dict(), RecordingContext())
     finally:
         handle.remove()
     assert len(used) == 4 and {(name, decay) for _, name, decay in used} == {("SGD", 1e-4)}
@@ -142,7 +129,7 @@ def test_time_to_94_counts_only_a_validation_on_every_picture():
 
 
 def test_a_quick_run_trains_reports_pictures_per_second_and_says_synthetic():
-    context = FakeContext()
+    context = RecordingContext()
     spec = lab.DarknetSpec("quick", epochs=1, n_train=2048, batch_size=128)
     lab.run_darknet(spec.to_dict(), context)
     metrics = context.of("metrics")

@@ -8,34 +8,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from core import schedule_lab as lab
 from core.errors import UserError
 from core.models import build
-from core.schedules import DecayType, TrainingPhase, phase_boundaries, schedule_curves
+from core.schedules import DecayType, PhaseDriver, TrainingPhase, phase_boundaries, schedule_curves
 from core.snippets import schedule_snippet
 from core.train import Callback, DeviceConfig, Learner, PhaseSchedule, Reporter, TensorBatches, Validation, WeightAveraging
-from core.schedules import PhaseDriver
 from core.viz import SCHEDULE_LABEL_KEYS, lr_finder_figure, schedule_figure, thinned_plan
-from torch.optim.optimizer import register_optimizer_step_pre_hook
+from tests.unit.conftest import RecordingContext
 
 CPU = DeviceConfig(torch.device("cpu"))
-
-
-class FakeContext:
-    """What a runner sees of the job manager: emitted events kept in a list, Cancel never pressed."""
-
-    def __init__(self):
-        self.events: list[tuple[str, dict]] = []
-
-    def emit(self, kind: str, data: dict) -> None:
-        self.events.append((kind, data))
-
-    def cancelled(self) -> bool:
-        return False
-
-    def of(self, kind: str) -> list[dict]:
-        return [data for event_kind, data in self.events if event_kind == kind]
 
 
 # ----- rows, presets and links --------------------------------------------------------------
@@ -240,7 +224,7 @@ def test_run_schedule_trains_with_the_table_and_reports_swa():
     rows = [lab.row_from_phase(TrainingPhase(1, "adam", 1e-3, DecayType.COSINE, image_size=20)),
             lab.row_from_phase(TrainingPhase(2, "sgd_momentum", (0.05, 1e-3), DecayType.EXPONENTIAL))]
     spec = lab.ScheduleSpec(phases=tuple(rows), batch_size=1024, swa_start=1.0)
-    context = FakeContext()
+    context = RecordingContext()
     lab.run_schedule(spec.to_dict(), context)
     metrics = context.of("metrics")
     plan = schedule_curves(lab.phases_from_rows(rows), lab.iterations_per_epoch(6000, 1024))
@@ -254,13 +238,13 @@ def test_run_schedule_trains_with_the_table_and_reports_swa():
 def test_run_schedule_with_discriminative_rates_reports_the_heads_rate():
     rows = lab.preset_rows("constant")
     rows[0]["epochs"] = 1.0
-    context = FakeContext()
+    context = RecordingContext()
     lab.run_schedule(lab.ScheduleSpec(phases=tuple(rows), batch_size=2048, discriminative=True).to_dict(), context)
     assert {m["lr"] for m in context.of("metrics")} == {0.1}
 
 
 def test_run_lr_finder_reports_a_suggestion():
-    context = FakeContext()
+    context = RecordingContext()
     lab.run_lr_finder(lab.FinderSpec(iterations=20, batch_size=256).to_dict(), context)
     [result] = context.of("result")
     metrics = context.of("metrics")
