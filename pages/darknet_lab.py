@@ -6,12 +6,12 @@ import pandas as pd
 import streamlit as st
 
 from core import darknet_lab as lab
-from core.controls import Control, read_query
+from core.controls import Control
 from core.errors import UserError
 from core.models.inception import InceptionResNetB, inception_stem
 from core.summary import layer_table
 from core.viz import training_figure
-from ui.common import (cached_run_view, job_manager, mirror_to_link, page_header, run_from_link, show_run_state,
+from ui.common import (cached_run_view, job_manager, mirror_to_link, page_header, settings_from_link, show_run_state,
                        show_user_error, tr, train_and_cancel, training_figure_labels)
 
 CONTROLS = (
@@ -38,17 +38,9 @@ def _is_blocks(text: str) -> bool:
 
 
 def load_settings() -> None:
-    """As they are; back from another page, as they were; on a first visit, from the link."""
-    if "dark_preset" in st.session_state:
-        return
-    if "dark_saved" in st.session_state:
-        st.session_state.update(st.session_state.dark_saved)
-        return
-    values, ignored = read_query(CONTROLS, st.query_params)
-    for name in WIDGETS:
+    values = settings_from_link("dark", CONTROLS, lab.KIND)
+    for name in WIDGETS if values else ():
         st.session_state[f"dark_{name}"] = bool(values[name]) if name in ("amp", "cl", "compile") else values[name]
-    st.session_state.dark_run_id = run_from_link(values["run"], lab.KIND, ignored)
-    st.session_state.dark_ignored = ignored
 
 
 def apply_preset() -> None:

@@ -6,13 +6,13 @@ import pandas as pd
 import streamlit as st
 
 from core import mnist_lab as lab
-from core.controls import Control, read_query
+from core.controls import Control
 from core.errors import UserError
 from core.models import build
 from core.snippets import mnist_snippet
 from core.summary import layer_table
 from core.viz import confusion_figure, training_figure
-from ui.common import (cached_run_view, job_manager, mirror_to_link, page_header, run_from_link, show_run_state,
+from ui.common import (cached_run_view, job_manager, mirror_to_link, page_header, settings_from_link, show_run_state,
                        show_user_error, tr, train_and_cancel, training_figure_labels)
 
 CONTROLS = (
@@ -30,19 +30,10 @@ manager = job_manager()
 
 
 def load_settings() -> None:
-    """The widgets' values: as they are; or, back from another page (Streamlit forgets the
-    state of widgets that were not drawn), as they were; or, on a first visit, from the link
-    (bad values there are named, then ignored)."""
-    if "mnist_arch" in st.session_state:
-        return
-    if "mnist_saved" in st.session_state:
-        st.session_state.update(st.session_state.mnist_saved)
-        return
-    values, ignored = read_query(CONTROLS, st.query_params)
-    for name, value in values.items():
-        st.session_state[f"mnist_{name}"] = str(value) if name == "lr" else value
-    st.session_state.mnist_run_id = run_from_link(values["run"], lab.KIND, ignored)
-    st.session_state.mnist_ignored = ignored
+    values = settings_from_link("mnist", CONTROLS, lab.KIND)
+    for name, value in (values or {}).items():
+        if name != "run":
+            st.session_state[f"mnist_{name}"] = str(value) if name == "lr" else value
 
 
 def apply_preset() -> None:

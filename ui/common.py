@@ -7,7 +7,7 @@ from typing import Callable
 import streamlit as st
 import torch
 
-from core.controls import Control, to_query
+from core.controls import Control, read_query, to_query
 from core.errors import UserError
 from core.i18n import DEFAULT_LANGUAGE, LANGUAGES, t, t_message
 from core.jobs import WARMED_UP, JobManager
@@ -70,6 +70,22 @@ def wait_for_worker() -> None:
     and redraw once all of them are ready."""
     if not job_manager().info.get(WARMED_UP):
         _poll_worker()
+
+
+def settings_from_link(prefix: str, controls: tuple[Control, ...], kind: str) -> dict | None:
+    """None when the page's widgets still hold their values, or got back the ones saved when the
+    student left the page (Streamlit forgets the state of widgets that were not drawn). On a
+    first visit: the link's values (bad ones are listed under ``<prefix>_ignored`` and shown by
+    ``page_header``), and the link's run when it is one of this lab's."""
+    if f"{prefix}_{controls[0].name}" in st.session_state:
+        return None
+    if f"{prefix}_saved" in st.session_state:
+        st.session_state.update(st.session_state[f"{prefix}_saved"])
+        return None
+    values, ignored = read_query(controls, st.query_params)
+    st.session_state[f"{prefix}_run_id"] = run_from_link(values.get("run", ""), kind, ignored)
+    st.session_state[f"{prefix}_ignored"] = ignored
+    return values
 
 
 def page_header(title: str, intro: str, ignored_link_settings: list[str]) -> None:
