@@ -11,8 +11,8 @@ from core.errors import UserError
 from core.models.inception import InceptionResNetB, inception_stem
 from core.summary import layer_table
 from core.viz import training_figure
-from ui.common import (cached_run_view, job_manager, mirror_to_link, page_header, settings_from_link, show_run_state,
-                       show_user_error, tr, train_and_cancel, training_figure_labels)
+from ui.common import (cached_run_view, checked, epoch_progress, job_manager, mirror_to_link, page_header,
+                       settings_from_link, show_run_state, tr, train_and_cancel, training_figure_labels)
 
 CONTROLS = (
     Control("preset", "demo", lab.PRESETS),
@@ -98,11 +98,7 @@ with settings:
     right.toggle(tr("dark.channels_last"), key="dark_cl", help=tr("dark.gpu_only_help"))
     left.toggle(tr("dark.compile"), key="dark_compile", help=tr("dark.compile_help"))
 
-    try:
-        spec = spec_from_widgets()
-    except UserError as error:
-        spec = None
-        show_user_error(error)
+    spec = checked(spec_from_widgets)
     if spec is not None:
         train_size, valid_size = manager.info.get("cifar_sizes", (50_000, 10_000))
         seconds = lab.estimate_seconds(spec, manager.info.get("darknet_seconds_per_image", {}), train_size, valid_size)
@@ -148,16 +144,9 @@ def live_panel() -> None:
     if not run_id:
         st.info(tr("dark.press_train"), icon="👆")
         return
-    view, status = run_view(run_id), manager.status(run_id)
-    if status is None:
-        st.warning(tr("mnist.unknown_run", run=run_id))
+    view = run_view(run_id)
+    if show_run_state(view, epoch_progress, finished_text) is None:
         return
-    show_run_state(view, status,
-                   lambda latest: tr("mnist.progress", step=latest["step"], total=latest["total_steps"],
-                                     epoch=latest["epoch"], eta=latest["eta"]),
-                   lambda result: tr("dark.finished", accuracy=result.get("accuracy", 0) * 100,
-                                     seconds=result.get("seconds", 0), device=result.get("device", "?"),
-                                     data=tr("dark.data_real") if result.get("synthetic") is False else tr("dark.data_synthetic")))
     latest = view.latest
     speed, memory, _ = st.columns(3)
     if latest.get("images_per_second"):
@@ -177,6 +166,12 @@ def live_panel() -> None:
         dawnbench_panel(view.result)
     if watching and not view.active:
         st.rerun()
+
+
+def finished_text(result: dict) -> str:
+    data = tr("dark.data_real") if result.get("synthetic") is False else tr("dark.data_synthetic")
+    return tr("dark.finished", accuracy=result.get("accuracy", 0) * 100, seconds=result.get("seconds", 0),
+              device=result.get("device", "?"), data=data)
 
 
 def dawnbench_panel(result: dict) -> None:

@@ -12,8 +12,8 @@ from core.models import build
 from core.snippets import mnist_snippet
 from core.summary import layer_table
 from core.viz import confusion_figure, training_figure
-from ui.common import (cached_run_view, job_manager, mirror_to_link, page_header, settings_from_link, show_run_state,
-                       show_user_error, tr, train_and_cancel, training_figure_labels)
+from ui.common import (cached_run_view, checked, epoch_progress, job_manager, mirror_to_link, page_header,
+                       settings_from_link, show_run_state, tr, train_and_cancel, training_figure_labels)
 
 CONTROLS = (
     Control("arch", "basic_cnn", lab.ARCHITECTURES),
@@ -85,11 +85,7 @@ with settings:
         st.number_input(tr("mnist.n_train"), step=1000, key="mnist_n_train")
         st.number_input(tr("mnist.seed"), step=1, key="mnist_seed")
 
-    try:
-        spec = spec_from_widgets()
-    except UserError as error:
-        spec = None
-        show_user_error(error)
+    spec = checked(spec_from_widgets)
     if spec is not None:
         for key, _english, params in lab.advice(spec):
             st.warning(tr(key, **params), icon="⚠️")
@@ -144,18 +140,12 @@ def live_panel() -> None:
         st.plotly_chart(training_figure([], training_figure_labels()), width="stretch", key="mnist_chart")
         return
     view = run_view(run_id)
-    status = manager.status(run_id)
+    status = show_run_state(view, epoch_progress,
+                            lambda result: tr("mnist.finished", accuracy=result["accuracy"] * 100,
+                                              seconds=result["seconds"], device=result["device"]))
     if status is None:
-        st.warning(tr("mnist.unknown_run", run=run_id))
         return
     state = view.state or status["state"]
-    show_run_state(
-        view, status,
-        lambda latest: tr("mnist.progress", step=latest["step"], total=latest["total_steps"],
-                          epoch=latest["epoch"], eta=latest["eta"]),
-        lambda result: tr("mnist.finished", accuracy=result["accuracy"] * 100, seconds=result["seconds"],
-                          device=result["device"]),
-    )
     st.caption(tr("mnist.run_caption", run=run_id, state=tr(f"state.{state}"), points=len(view.rows)),
                help=tr("mnist.run_caption_help"))
 

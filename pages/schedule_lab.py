@@ -228,13 +228,10 @@ def live_chart(plan, overlays: list[str], log_lr: bool, compare_ids: list[str]) 
     runs = []
     if run_id:
         view = run_view(run_id)
-        status = manager.status(run_id)
-        if status is None:
-            st.warning(tr("mnist.unknown_run", run=run_id))
-        else:
-            show_run_state(view, status, progress_text,
-                           lambda result: tr("sched.finished", accuracy=result["accuracy"] * 100,
-                                             seconds=result["seconds"], device=result["device"]))
+        status = show_run_state(view, progress_text,
+                                lambda result: tr("sched.finished", accuracy=result["accuracy"] * 100,
+                                                  seconds=result["seconds"], device=result["device"]))
+        if status is not None:
             runs.append((tr("sched.actual"), view.frame()))
     runs += [(run_label(manager.status(rid) or {"id": rid}), run_view(rid).frame()) for rid in compare_ids]
     overlay_frames = []
@@ -300,12 +297,11 @@ def finder_panel() -> None:
         st.info(tr("sched.finder_press"), icon="👈")
         return
     view = run_view(run_id)
-    status = manager.status(run_id)
+    status = show_run_state(view, progress_text,
+                            lambda result: tr("sched.finder_done", suggestion=result["suggestion"] or 0,
+                                              seconds=result["seconds"]))
     if status is None:
-        st.warning(tr("mnist.unknown_run", run=run_id))
         return
-    show_run_state(view, status, progress_text,
-                   lambda result: tr("sched.finder_done", suggestion=result["suggestion"] or 0, seconds=result["seconds"]))
     frame = view.frame(("lr", "loss", "smoothed"))
     log_x = st.toggle(tr("sched.finder_log_axis"), value=True, key="sched_finder_log_x")
     result = view.result or {}

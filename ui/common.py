@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Callable
+from typing import Any, Callable
 
 import streamlit as st
 import torch
@@ -46,6 +46,15 @@ def session_id() -> str:
 
 def show_user_error(error: UserError) -> None:
     st.error(tr(error.key, **error.params), icon="✋")
+
+
+def checked(build_spec: Callable[[], Any]) -> Any | None:
+    """The spec the widgets describe, or None after saying what to change."""
+    try:
+        return build_spec()
+    except UserError as error:
+        show_user_error(error)
+        return None
 
 
 def device_line() -> str:
@@ -155,10 +164,20 @@ def train_and_cancel(prefix: str, kind: str, spec, train_label: str) -> bool:
     return watching
 
 
-def show_run_state(view: RunView, status: dict, progress_text: Callable[[dict], str],
-                   finished_text: Callable[[dict], str]) -> None:
+def epoch_progress(latest: dict) -> str:
+    """Progress of a run counted in epochs, with its ETA."""
+    return tr("mnist.progress", step=latest["step"], total=latest["total_steps"], epoch=latest["epoch"], eta=latest["eta"])
+
+
+def show_run_state(view: RunView, progress_text: Callable[[dict], str],
+                   finished_text: Callable[[dict], str]) -> dict | None:
     """One line on where a run is: its place in the queue, progress with an ETA, its result,
-    why it failed, or that it stopped."""
+    why it failed, or that it stopped. Returns the run's status, or None (and says so) when
+    no run has that id."""
+    status = job_manager().status(view.run_id)
+    if status is None:
+        st.warning(tr("mnist.unknown_run", run=view.run_id))
+        return None
     state, latest = view.state or status["state"], view.latest
     if state == "queued":
         st.info(tr("state.queued_at", position=status.get("queue_position") or 1), icon="⏳")
@@ -172,3 +191,4 @@ def show_run_state(view: RunView, status: dict, progress_text: Callable[[dict], 
         st.error(t_message(view.message or status.get("message"), language()), icon="💥")
     elif state in ("cancelled", "interrupted"):
         st.warning(tr(f"state_note.{state}"), icon="⏹️")
+    return status
