@@ -123,8 +123,11 @@ class JobManager:
         max_running_per_session: int = 1,
         max_queued_per_session: int = 2,
         max_queued_total: int = 20,
+        worker_factory: Callable[[Mapping[str, str], str], Any] | None = None,
     ):
         self.store = store
+        # What runs the jobs of one device: a local worker process, or (core.ray_worker) a Ray actor.
+        self._worker_factory = worker_factory or _WorkerProcess
         self.runners = dict(runners)
         self.max_running_per_session = max_running_per_session
         self.max_queued_per_session = max_queued_per_session
@@ -229,7 +232,7 @@ class JobManager:
     # ----- the device side ----------------------------------------------------------------
     def _serve_device(self, device: str) -> None:
         """Feeds one worker process with queued jobs and files what it reports."""
-        worker = _WorkerProcess(self.runners, device)
+        worker = self._worker_factory(self.runners, device)
         running: _RunningJob | None = None
         wake, waker = socket.socketpair()
         waker.setblocking(False)
