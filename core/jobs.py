@@ -24,6 +24,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from core.classroom import DEFAULT_RUN_SECONDS, Limits, service_order, wait_seconds
 from core.errors import UserError
 from core.runs import RunStore
 
@@ -59,6 +60,8 @@ class Job:
     message: dict | None = None  # {"key": i18n key, "params": {...}, "text": English}
     started: float | None = None
     finished: float | None = None
+    estimate: float | None = None  # seconds the page expected it to take, for the queue's wait estimates
+    privileged: bool = False  # the instructor's: outside the students' limits
     events: list[Event] = field(default_factory=list)
     cancel_requested: threading.Event = field(default_factory=threading.Event)
 
@@ -106,6 +109,9 @@ class QuotaExceeded(UserError):
     """A session asked for more runs than it may have at once."""
 
 
+LIMITS_SETTING = "limits"
+
+
 class JobManager:
     """Queues runs and executes them, one at a time per device, in a worker process per device.
 
@@ -120,21 +126,21 @@ class JobManager:
         store: RunStore,
         runners: Mapping[str, str],
         devices: tuple[str, ...] = ("default",),
-        max_running_per_session: int = 1,
-        max_queued_per_session: int = 2,
-        max_queued_total: int = 20,
+        limits: Limits | None = None,
         worker_factory: Callable[[Mapping[str, str], str], Any] | None = None,
     ):
         self.store = store
         # What runs the jobs of one device: a local worker process, or (core.ray_worker) a Ray actor.
         self._worker_factory = worker_factory or _WorkerProcess
         self.runners = dict(runners)
-        self.max_running_per_session = max_running_per_session
-        self.max_queued_per_session = max_queued_per_session
-        self.max_queued_total = max_queued_total
+        self.devices = devices
+        self.limits = (limits or Limits.from_dict(store.get_setting(LIMITS_SETTING))).validated()
         self.info: dict[str, Any] = {}  # what workers measured at start-up (seconds per step, ...)
         self._jobs: OrderedDict[str, Job] = OrderedDict()
-        self._queue: list[str] = []
+        self._queue: list[str] = []  # in order of arrival; service_order() says which starts next
+        self._turns = 0  # counts the runs started, so that _last_served orders the sessions' turns
+        self._last_served: dict[str, int] = {}
+        self._seconds_taken: dict[str, float] = {}  # per kind, for the wait of runs sent without an estimate
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._wakers: list[socket.socket] = []  # a byte on one wakes its device thread at once
@@ -146,26 +152,17 @@ class JobManager:
             thread.start()
 
     # ----- what pages call -------------------------------------------------------------
-    def submit(self, kind: str, spec: dict, session: str) -> str:
+    def submit(self, kind: str, spec: dict, session: str, estimate: float | None = None,
+               privileged: bool = False) -> str:
+        """Queue a run of ``session``'s within the limits (``privileged``: the instructor's, outside
+        them); ``estimate`` is how many seconds the page expects it to take."""
         if kind not in self.runners:
             raise ValueError(f"No runner for {kind!r}")
         with self._lock:
-            mine = [job for job in self._jobs.values() if job.session == session and job.state in ACTIVE]
-            queued = sum(job.state == QUEUED for job in mine)
-            if queued >= self.max_queued_per_session or len(mine) >= (
-                self.max_running_per_session + self.max_queued_per_session
-            ):
-                raise QuotaExceeded(
-                    "jobs.quota",
-                    "You already have {running} run(s) training and {queued} waiting; one browser may "
-                    "have {max_running} training and {max_queued} waiting. Wait for one to finish, or cancel one.",
-                    running=len(mine) - queued, queued=queued,
-                    max_running=self.max_running_per_session, max_queued=self.max_queued_per_session,
-                )
-            if len(self._queue) >= self.max_queued_total:
-                raise QuotaExceeded("jobs.queue_full", "{queued} runs are already waiting on this server. "
-                                    "Try again in a few minutes.", queued=len(self._queue))
-            job = Job(id=uuid.uuid4().hex[:10], session=session, kind=kind, spec=dict(spec), created=time.time())
+            if not privileged:
+                self._check_limits_locked(spec, session, estimate)
+            job = Job(id=uuid.uuid4().hex[:10], session=session, kind=kind, spec=dict(spec), created=time.time(),
+                      estimate=estimate, privileged=privileged)
             self.store.add_run(job.id, session, kind, job.spec, job.created)
             self._jobs[job.id] = job
             self._queue.append(job.id)
@@ -173,12 +170,38 @@ class JobManager:
         self._wake_devices()
         return job.id
 
-    def cancel(self, run_id: str, session: str) -> bool:
+    def _check_limits_locked(self, spec: dict, session: str, estimate: float | None) -> None:
+        limits = self.limits
+        if (refusal := limits.refusal(spec, estimate)) is not None:
+            raise QuotaExceeded(refusal.key, str(refusal), **refusal.params)
+        mine = [job for job in self._jobs.values() if job.session == session and job.state in ACTIVE]
+        queued = sum(job.state == QUEUED for job in mine)
+        if queued >= limits.queued_per_session or len(mine) >= limits.running_per_session + limits.queued_per_session:
+            raise QuotaExceeded(
+                "jobs.quota",
+                "You already have {running} run(s) training and {queued} waiting; one browser may "
+                "have {max_running} training and {max_queued} waiting. Wait for one to finish, or cancel one.",
+                running=len(mine) - queued, queued=queued,
+                max_running=limits.running_per_session, max_queued=limits.queued_per_session,
+            )
+        if len(self._queue) >= limits.queued_total:
+            raise QuotaExceeded("jobs.queue_full", "{queued} runs are already waiting on this server. "
+                                "Try again in a few minutes.", queued=len(self._queue))
+
+    def set_limits(self, limits: Limits) -> None:
+        """New limits for the runs sent from now on (and the longest-run limit for those training);
+        kept in the store, so that a restarted server keeps them."""
+        limits = limits.validated()
+        self.store.set_setting(LIMITS_SETTING, limits.to_dict())
+        with self._lock:
+            self.limits = limits
+
+    def cancel(self, run_id: str, session: str, privileged: bool = False) -> bool:
         """Ask a run of ``session``'s to stop: a queued one is dropped now, a running one at its
-        next step. Nobody can cancel another session's run."""
+        next step. Nobody but the instructor (``privileged``) can cancel another session's run."""
         with self._lock:
             job = self._jobs.get(run_id)
-            if job is None or job.state not in ACTIVE or job.session != session:
+            if job is None or job.state not in ACTIVE or (job.session != session and not privileged):
                 return False
             job.cancel_requested.set()
             if job.state == QUEUED:
@@ -192,16 +215,50 @@ class JobManager:
         with self._lock:
             job = self._jobs.get(run_id)
             if job is not None:
-                position = self._queue.index(run_id) + 1 if run_id in self._queue else None
-                return {
-                    "id": job.id, "session": job.session, "kind": job.kind, "spec": job.spec, "state": job.state,
-                    "message": job.message, "created": job.created, "started": job.started,
-                    "finished": job.finished, "queue_position": position,
-                }
+                return self._describe_locked(job, self._order_locked())
         run = self.store.get_run(run_id)
         if run is not None:
-            run["queue_position"] = None
+            run.update(queue_position=None, wait_seconds=None)
         return run
+
+    def queue(self) -> list[dict[str, Any]]:
+        """Every run training or waiting, of every session, running ones first then in the order
+        they will start: what the instructor sees."""
+        with self._lock:
+            order = self._order_locked()
+            running = [job for job in self._jobs.values() if job.state == RUNNING]
+            return [self._describe_locked(job, order) for job in running + [self._jobs[i] for i in order]]
+
+    def visible_runs(self, kind: str, session: str | None) -> list[dict[str, Any]]:
+        """Stored runs of a kind, newest first, that ``session`` may list: its own and the pinned
+        ones (None: everyone's, for a server used by one person)."""
+        return self.store.list_runs(kind, session=session, also=tuple(self.store.pins()) if session else ())
+
+    def _order_locked(self) -> list[str]:
+        running_per_session: dict[str, int] = {}
+        for job in self._jobs.values():
+            if job.state == RUNNING:
+                running_per_session[job.session] = running_per_session.get(job.session, 0) + 1
+        busy = [s for s, n in running_per_session.items() if n >= self.limits.running_per_session]
+        return service_order(((i, self._jobs[i].session) for i in self._queue), self._last_served, busy)
+
+    def _describe_locked(self, job: Job, order: list[str]) -> dict[str, Any]:
+        position = order.index(job.id) + 1 if job.state == QUEUED else None
+        return {
+            "id": job.id, "session": job.session, "kind": job.kind, "spec": job.spec, "state": job.state,
+            "message": job.message, "created": job.created, "started": job.started, "finished": job.finished,
+            "estimate": job.estimate, "privileged": job.privileged, "queue_position": position,
+            "wait_seconds": self._wait_locked(order[:position - 1]) if position else None,
+        }
+
+    def _wait_locked(self, ahead: list[str]) -> float:
+        now = time.time()
+        running_left = [self._expected_seconds(job) - (now - (job.started or now))
+                        for job in self._jobs.values() if job.state == RUNNING]
+        return wait_seconds([self._expected_seconds(self._jobs[i]) for i in ahead], running_left, len(self.devices))
+
+    def _expected_seconds(self, job: Job) -> float:
+        return job.estimate or self._seconds_taken.get(job.kind, DEFAULT_RUN_SECONDS)
 
     def events(self, run_id: str, cursor: int = 0) -> tuple[list[Event], int]:
         """Events of a run from ``cursor`` on, and the cursor to pass next time."""
@@ -266,7 +323,8 @@ class JobManager:
         if running is None and (job := self._take_next()) is not None:
             running = _RunningJob(job, self.store)
             worker.start_job(job)
-        if running is not None and running.job.cancel_requested.is_set() and not running.cancel_sent:
+        if running is not None and not running.cancel_sent and (
+                running.job.cancel_requested.is_set() or self._over_time(running)):
             worker.cancel(running.job.id)
             running.cancel_sent = True
         message = worker.receive(timeout=1.0, wake=wake)
@@ -277,6 +335,15 @@ class JobManager:
                                          "text": "The training process stopped (out of memory?)."})
             running, worker = None, worker.replaced()
         return running, worker
+
+    def _over_time(self, running: "_RunningJob") -> bool:
+        """Whether a student's run passed the longest-run limit (it is then stopped, with a message)."""
+        limit = self.limits.max_run_minutes
+        if not limit or running.job.privileged or time.time() - running.job.started < 60 * limit:
+            return False
+        running.stopped_message = {"key": "run.time_limit", "params": {"minutes": limit},
+                                   "text": f"Stopped: runs may train for at most {limit:g} min on this server."}
+        return True
 
     def _wake_devices(self) -> None:
         with self._lock:
@@ -295,7 +362,10 @@ class JobManager:
             for kind, data, t in message[2]:
                 running.record(self._append(running.job, kind, data, t))
         elif what == "done" and running is not None and message[1] == running.job.id:
-            self._done(running, message[2], message[3])
+            state, outcome = message[2], message[3]
+            if state == CANCELLED and running.stopped_message:
+                outcome = running.stopped_message
+            self._done(running, state, outcome)
             return None
         return running
 
@@ -303,7 +373,10 @@ class JobManager:
         with self._lock:
             if not self._queue:
                 return None
-            job = self._jobs[self._queue.pop(0)]
+            job = self._jobs[self._order_locked()[0]]
+            self._queue.remove(job.id)
+            self._turns += 1
+            self._last_served[job.session] = self._turns
             job.state, job.started = RUNNING, time.time()
             self.store.set_state(job.id, RUNNING, started=job.started)
             self._append_locked(job, "state", {"state": RUNNING})
@@ -311,6 +384,10 @@ class JobManager:
 
     def _done(self, running: "_RunningJob", state: str, message: dict | None) -> None:
         running.flush()
+        if state == FINISHED and running.job.started:
+            taken = time.time() - running.job.started
+            previous = self._seconds_taken.get(running.job.kind, taken)
+            self._seconds_taken[running.job.kind] = 0.5 * previous + 0.5 * taken
         with self._lock:
             self._finish_locked(running.job, state, message)
 
@@ -364,6 +441,7 @@ class _RunningJob:
         self.job, self.store = job, store
         self.pending: list[tuple[int, float, dict]] = []
         self.cancel_sent = False
+        self.stopped_message: dict | None = None  # why the server stopped it, when it was not the student
         self.last_flush = time.monotonic()
 
     def record(self, event: Event) -> None:

@@ -1,11 +1,13 @@
 """What a page knows about a run: the events read so far, folded into tables and pictures."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import pandas as pd
 
-from core.jobs import ACTIVE, Event, JobManager
+from core.jobs import ACTIVE, FINISHED, RUNNING, Event, JobManager
 
 TRAINING_COLUMNS = ("step", "epoch", "train_loss", "lr", "momentum", "valid_loss", "accuracy", "valid_on")
 
@@ -52,3 +54,33 @@ class RunView:
     @property
     def latest(self) -> dict:
         return self.rows[-1] if self.rows else {}
+
+
+MAX_REPLAY_SPEED = 100.0
+
+
+@dataclass
+class ReplayView(RunView):
+    """A stored run shown again as if it were training: its events arrive at the pace they were
+    recorded, ``speed`` times faster. It costs no training: the events come from the store."""
+
+    speed: float = 1.0
+    clock: Callable[[], float] = time.monotonic
+    began: float | None = None
+    recording: list[Event] = field(default_factory=list)
+    origin: float = 0.0  # when the recorded run started
+
+    def refresh(self, manager: JobManager) -> "ReplayView":
+        if self.began is None:
+            self.recording, _ = manager.events(self.run_id, 0)
+            status = manager.status(self.run_id) or {}
+            first = min((event.t for event in self.recording), default=0.0)
+            self.origin = status.get("started") or first
+            self.began, self.state = self.clock(), RUNNING
+        elapsed = (self.clock() - self.began) * self.speed
+        due = [event for event in self.recording[self.cursor:] if event.t - self.origin <= elapsed]
+        self.cursor += len(due)
+        self.fold(due)
+        if self.cursor >= len(self.recording) and self.state == RUNNING:
+            self.state = FINISHED  # a recording without a final state (a run that never ended)
+        return self

@@ -27,6 +27,12 @@ CREATE TABLE IF NOT EXISTS metrics (
 CREATE TABLE IF NOT EXISTS samples (
     run_id TEXT PRIMARY KEY, seq INTEGER, t REAL, png BLOB, caption TEXT
 );
+CREATE TABLE IF NOT EXISTS pins (
+    run_id TEXT PRIMARY KEY, pinned REAL, replay_speed REAL
+);
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY, value TEXT
+);
 """
 RUN_COLUMNS = ("id", "session", "kind", "spec", "state", "message", "created", "started", "finished", "result")
 
@@ -100,15 +106,45 @@ class RunStore:
             ).fetchone()
         return _decode_run(row) if row else None
 
-    def list_runs(self, kind: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-        """Runs, newest first."""
-        query = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
-        args: tuple = ()
+    def list_runs(self, kind: str | None = None, limit: int = 200, session: str | None = None,
+                  also: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        """Runs, newest first: of one kind, and only ``session``'s and those in ``also`` when a session is given."""
+        conditions, args = [], []
         if kind:
-            query, args = query + " WHERE kind=?", (kind,)
+            conditions.append("kind=?")
+            args.append(kind)
+        if session is not None:
+            conditions.append(f"(session=? OR id IN ({', '.join('?' * len(also))}))")
+            args += [session, *also]
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         with self._lock:
-            rows = self._db.execute(query + " ORDER BY created DESC LIMIT ?", (*args, limit)).fetchall()
+            rows = self._db.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs{where} ORDER BY created DESC LIMIT ?",
+                                    (*args, limit)).fetchall()
         return [_decode_run(row) for row in rows]
+
+    def pin(self, run_id: str, replay_speed: float | None = None) -> None:
+        """Show a run on everyone's Home page (replayed at ``replay_speed`` when one is given)."""
+        with self._lock, self._db:
+            self._db.execute("INSERT OR REPLACE INTO pins (run_id, pinned, replay_speed) VALUES (?, ?, ?)",
+                             (run_id, time.time(), replay_speed))
+
+    def unpin(self, run_id: str) -> None:
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM pins WHERE run_id=?", (run_id,))
+
+    def pins(self) -> dict[str, float | None]:
+        """Pinned run ids, newest pin first, each with its replay speed (None: shown as it ended)."""
+        with self._lock:
+            return dict(self._db.execute("SELECT run_id, replay_speed FROM pins ORDER BY pinned DESC").fetchall())
+
+    def get_setting(self, key: str) -> Any:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_setting(self, key: str, value: Any) -> None:
+        with self._lock, self._db:
+            self._db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
     def metrics(self, run_id: str, after_seq: int = -1) -> list[tuple[int, float, dict]]:
         with self._lock:

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
+from collections import Counter
 
 import pytest
 
+from core.classroom import Limits
 from core.errors import UserError
 from core.jobs import WARMED_UP, JobManager, QuotaExceeded
 from core.runs import RunStore
@@ -179,6 +182,113 @@ def test_a_session_may_have_one_running_and_two_queued(manager):
     assert manager.status(fourth)["state"] == "queued"
 
 
+# ----- a class on one server ------------------------------------------------------------------
+LONG = {"steps": 2000, "sleep": 0.05}
+
+
+@pytest.fixture
+def classroom_limits(manager):
+    """Limits for one test, the defaults back afterwards."""
+    def apply(**limits):
+        manager.set_limits(Limits(**limits))
+    yield apply
+    manager.set_limits(Limits())
+
+
+def block_the_device(manager, session="s-blocker") -> str:
+    blocker = manager.submit("count", LONG, session)
+    wait_state(manager, blocker, "running")
+    return blocker
+
+
+def test_waiting_runs_start_in_turns_across_sessions_not_first_come_first_served(manager, classroom_limits):
+    classroom_limits(queued_per_session=3)
+    blocker = block_the_device(manager)
+    burst = [manager.submit("count", {"steps": 1}, "s-burst") for _ in range(3)]
+    late = [manager.submit("count", {"steps": 1}, session) for session in ("s-late-1", "s-late-2")]
+    positions = {run_id: manager.status(run_id)["queue_position"] for run_id in burst + late}
+    assert positions == {burst[0]: 1, late[0]: 2, late[1]: 3, burst[1]: 4, burst[2]: 5}
+    waits = [manager.status(run_id)["wait_seconds"] for run_id in (burst[0], late[0], late[1], burst[1])]
+    assert waits == sorted(waits) and waits[0] < waits[-1]  # each waits longer than the one before it
+    manager.cancel(blocker, "s-blocker")
+    for run_id in burst + late:
+        wait_state(manager, run_id, "finished")
+    started = sorted(burst + late, key=lambda run_id: manager.status(run_id)["started"])
+    assert started == [burst[0], late[0], late[1], burst[1], burst[2]]
+
+
+def test_a_burst_from_many_sessions_at_once_stays_within_the_limits(manager, classroom_limits):
+    classroom_limits(queued_per_session=2, queued_total=25)
+    blocker = block_the_device(manager)
+    sessions = [f"s-class-{i}" for i in range(30)]
+    refused: list[str] = []
+
+    def send(session):
+        for _ in range(4):  # 120 submissions in all; at most 2 per session and 25 in all may wait
+            try:
+                manager.submit("count", {"steps": 1}, session)
+            except QuotaExceeded as error:
+                refused.append(error.key)
+
+    threads = [threading.Thread(target=send, args=(session,)) for session in sessions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    queued = [run for run in manager.queue() if run["state"] == "queued"]
+    assert len(queued) == 25 and len(refused) == 120 - 25
+    assert max(Counter(run["session"] for run in queued).values()) <= 2
+    assert set(refused) == {"jobs.quota", "jobs.queue_full"}
+    assert [run["queue_position"] for run in queued] == list(range(1, 26))
+    for run in queued:
+        manager.cancel(run["id"], run["session"])
+    manager.cancel(blocker, "s-blocker")
+
+
+def test_a_student_neither_lists_nor_cancels_another_students_run_but_the_instructor_can(manager):
+    mine = manager.submit("count", LONG, "s-alice")
+    wait_state(manager, mine, "running")
+    assert manager.cancel(mine, "s-bob") is False
+    assert mine not in manager.active_runs("s-bob")
+    assert [run["id"] for run in manager.visible_runs("count", "s-bob")] == []
+    assert mine in [run["id"] for run in manager.visible_runs("count", "s-alice")]
+    assert mine in [run["id"] for run in manager.visible_runs("count", None)]  # one person's server: all runs
+    manager.store.pin(mine)  # the instructor shared it: now everyone lists it
+    assert mine in [run["id"] for run in manager.visible_runs("count", "s-bob")]
+    manager.store.unpin(mine)
+    assert manager.cancel(mine, "s-instructor", privileged=True) is True
+    assert wait_state(manager, mine, "cancelled", "finished", "failed")["state"] == "cancelled"
+
+
+def test_the_instructor_is_outside_the_students_limits(manager, classroom_limits):
+    classroom_limits(queued_per_session=1, sizes=("quick",))
+    blocker = block_the_device(manager, "s-teacher")
+    with pytest.raises(QuotaExceeded) as caught:
+        manager.submit("count", {"steps": 1, "preset": "lecture"}, "s-student")
+    assert caught.value.key == "jobs.size_not_allowed"
+    extra = [manager.submit("count", {"steps": 1, "preset": "lecture"}, "s-teacher", privileged=True) for _ in range(3)]
+    with pytest.raises(QuotaExceeded):
+        manager.submit("count", {"steps": 1}, "s-teacher")  # the same session, unprivileged: one may wait
+    manager.cancel(blocker, "s-teacher")
+    assert all(wait_state(manager, run_id, "finished")["privileged"] for run_id in extra)
+
+
+def test_a_run_past_the_time_limit_is_stopped_with_a_message(manager, classroom_limits):
+    classroom_limits(max_run_minutes=0.02)  # 1.2 s
+    run_id = manager.submit("count", LONG, "s-slow")
+    status = wait_state(manager, run_id, "cancelled", "finished", "failed", timeout=30)
+    assert status["state"] == "cancelled"
+    assert status["message"]["key"] == "run.time_limit" and status["message"]["params"] == {"minutes": 0.02}
+    assert status["finished"] - status["started"] < 10
+
+
+def test_limits_outlive_a_restart(manager, db_path, classroom_limits):
+    classroom_limits(queued_per_session=5, max_run_minutes=3, sizes=("quick", "demo"))
+    restarted = JobManager(RunStore(db_path), RUNNERS, devices=())
+    assert restarted.limits == Limits(queued_per_session=5, max_run_minutes=3, sizes=("quick", "demo"))
+    restarted.shutdown()
+
+
 # ----- failures --------------------------------------------------------------------------
 def test_a_user_error_fails_the_run_with_its_message_key(manager):
     run_id, status = run_to_end(manager, "bad", {"value": 12}, "s-bad")
@@ -206,7 +316,7 @@ def test_a_crashed_worker_fails_its_run_and_the_next_one_runs(manager):
     _, before = run_to_end(manager, "count", {"steps": 1}, "s-crash")
     old_pid = result_of(all_events(manager, before["id"]))["pid"]
     crashing = manager.submit("crash", {}, "s-crash")
-    following = manager.submit("count", {"steps": 2}, "s-after-crash")
+    following = manager.submit("count", {"steps": 2}, "s-crash")  # same session: it starts after the crash
     status = wait_state(manager, crashing, "finished", "failed", "cancelled")
     assert status["state"] == "failed"
     assert status["message"]["key"] == "run.worker_died"

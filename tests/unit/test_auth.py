@@ -1,0 +1,75 @@
+"""Instructor mode: no password set means no instructor; a wrong password is refused; guessing is slowed."""
+from __future__ import annotations
+
+import pytest
+
+from core.auth import FREE_TRIES, SERVER_MAX_FAILURES, SERVER_WINDOW, PasswordGate
+from core.errors import UserError
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.mark.parametrize("password", [None, ""])
+def test_without_a_configured_password_nothing_unlocks(password):
+    gate = PasswordGate(password)
+    assert not gate.configured
+    for attempt in ("", "admin", "password"):
+        with pytest.raises(UserError) as caught:
+            gate.check(attempt, ["s1"])
+        assert caught.value.key == "auth.not_configured"
+
+
+def test_the_right_password_unlocks_and_a_wrong_one_does_not(clock):
+    gate = PasswordGate("correct horse", clock)
+    assert gate.check("correct horse", ["s1"]) is True
+    assert gate.check("correct hors", ["s1"]) is False
+    assert gate.check("", ["s1"]) is False
+    assert gate.check("correct horse ", ["s1"]) is False
+
+
+def test_after_a_few_wrong_tries_the_sender_must_wait_longer_each_time(clock):
+    gate = PasswordGate("secret", clock)
+    for _ in range(FREE_TRIES):
+        assert gate.check("guess", ["s1"]) is False  # typos cost nothing
+    assert gate.check("guess", ["s1"]) is False
+    with pytest.raises(UserError) as caught:
+        gate.check("secret", ["s1"])  # even the right one waits: nothing is compared while waiting
+    assert caught.value.key == "auth.wait" and caught.value.params["seconds"] == pytest.approx(2)
+    clock.now += 2
+    assert gate.check("guess", ["s1"]) is False
+    with pytest.raises(UserError) as caught:
+        gate.check("guess", ["s1"])
+    assert caught.value.params["seconds"] == pytest.approx(4)  # doubled
+    assert gate.check("secret", ["s2"]) is True  # another browser is not slowed by s1's guesses
+    clock.now += 4
+    assert gate.check("secret", ["s1"]) is True
+
+
+def test_a_new_session_from_the_same_address_still_waits(clock):
+    gate = PasswordGate("secret", clock)
+    for session in ("s1", "s2", "s3"):
+        gate.check("guess", [session, "10.0.0.7"])
+    with pytest.raises(UserError):
+        gate.check("secret", ["s4", "10.0.0.7"])
+
+
+def test_many_wrong_passwords_across_the_server_lock_everyone_out_for_a_while(clock):
+    gate = PasswordGate("secret", clock)
+    for i in range(SERVER_MAX_FAILURES):
+        gate.check("guess", [f"fresh-session-{i}"])  # a guesser opening a new session for every try
+    with pytest.raises(UserError) as caught:
+        gate.check("secret", ["the-instructor"])
+    assert caught.value.key == "auth.wait"
+    clock.now += SERVER_WINDOW + 1
+    assert gate.check("secret", ["the-instructor"]) is True

@@ -1,0 +1,57 @@
+"""Replaying a stored run at its recorded pace, or faster, without training anything."""
+from __future__ import annotations
+
+import pytest
+
+from core.jobs import JobManager
+from core.run_view import ReplayView, RunView
+from core.runs import RunStore
+
+
+class Clock:
+    def __init__(self):
+        self.now = 50.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def manager(tmp_path):
+    """A manager with no device: it only reads the store, as for a run recorded before a restart."""
+    store = RunStore(tmp_path / "runs.sqlite")
+    store.add_run("recorded01", "s-teacher", "count", {"steps": 4}, created=995.0)
+    store.set_state("recorded01", "running", started=1000.0)
+    store.add_metrics("recorded01", [(2 + i, 1000.0 + 10 * (i + 1), {"step": i + 1, "total_steps": 4}) for i in range(4)])
+    store.save_sample("recorded01", 6, 1040.0, b"png", "after 4 steps")
+    store.set_result("recorded01", {"accuracy": 0.9})
+    store.set_state("recorded01", "finished", finished=1041.0)
+    manager = JobManager(store, {}, devices=())
+    yield manager
+    manager.shutdown()
+    store.close()
+
+
+def test_a_replay_shows_the_run_at_its_recorded_pace(manager):
+    clock = Clock()
+    view = ReplayView("recorded01", clock=clock).refresh(manager)
+    assert view.active and view.rows == []  # it starts as a run that just started
+    clock.now += 10
+    assert [row["step"] for row in view.refresh(manager).rows] == [1]
+    clock.now += 19
+    assert [row["step"] for row in view.refresh(manager).rows] == [1, 2]
+    assert view.active and view.result is None and view.sample_png is None
+    clock.now += 12
+    view.refresh(manager)
+    assert len(view.rows) == 4 and view.sample_png == b"png" and view.result == {"accuracy": 0.9}
+    assert view.state == "finished" and not view.active
+
+
+def test_a_faster_replay_shows_the_same_run_sooner(manager):
+    clock = Clock()
+    view = ReplayView("recorded01", speed=4, clock=clock).refresh(manager)
+    clock.now += 5  # 20 recorded seconds
+    assert [row["step"] for row in view.refresh(manager).rows] == [1, 2]
+    clock.now += 6
+    assert view.refresh(manager).state == "finished"
+    assert view.frame().equals(RunView("recorded01").refresh(manager).frame())  # the same run, in the end
