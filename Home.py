@@ -26,4 +26,5 @@ pages += [
     st.Page(lab.page, title=tr(f"lab.{lab.key}.title"), icon=lab.icon, url_path=lab.key)
     for lab in LABS if lab.page
 ]
+pages.append(st.Page("pages/instructor.py", title=tr("nav.instructor"), icon="🧑‍🏫", url_path="instructor"))
 st.navigation(pages).run()

@@ -7,7 +7,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, fields
 from typing import Iterable, Mapping
 
-from core.errors import UserError
+from core.errors import QuotaExceeded, UserError
 
 SIZES = ("quick", "demo", "lecture")  # the size presets of the labs that train real models
 DEFAULT_RUN_SECONDS = 60.0  # a run of a kind never timed here is guessed to take a minute
@@ -55,14 +55,14 @@ class Limits:
         except (TypeError, ValueError):
             return cls()
 
-    def refusal(self, spec: Mapping, estimate_seconds: float | None) -> UserError | None:
+    def refusal(self, spec: Mapping, estimate_seconds: float | None) -> QuotaExceeded | None:
         """Why a student may not start this run now, or None."""
         size = spec.get("preset")
         if size in SIZES and size not in self.sizes:
-            return UserError("jobs.size_not_allowed", "Your instructor allows only the {sizes} size(s) right now: "
+            return QuotaExceeded("jobs.size_not_allowed", "Your instructor allows only the {sizes} size(s) right now: "
                              "pick one of them.", sizes=", ".join(self.sizes))
         if self.max_run_minutes and estimate_seconds and estimate_seconds > 60 * self.max_run_minutes:
-            return UserError("jobs.too_long", "This run would take about {minutes:.0f} min; runs may take at most "
+            return QuotaExceeded("jobs.too_long", "This run would take about {minutes:.0f} min; runs may take at most "
                              "{limit:g} min here. Use a smaller size or fewer epochs.",
                              minutes=estimate_seconds / 60, limit=self.max_run_minutes)
         return None

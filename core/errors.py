@@ -16,6 +16,10 @@ class UserError(ValueError):
         super().__init__(english.format(**params))
 
 
+class QuotaExceeded(UserError):
+    """A session asked for more runs, or bigger ones, than the server's limits allow now."""
+
+
 class TrainingDiverged(UserError):
     """The loss became NaN or exploded; the message names the step and learning rate."""
 

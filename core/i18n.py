@@ -31,3 +31,18 @@ def t_message(message: dict | None, language: str) -> str:
         return t(message["key"], language, **message.get("params", {}))
     except (KeyError, IndexError, ValueError):
         return message.get("text", "")
+
+
+def ordinal(number: int, language: str) -> str:
+    """1st, 2nd, 3rd, 11th … in English; the language's own form (a ``place`` key) elsewhere."""
+    if language == "en":
+        suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+        return f"{number}{suffix}"
+    return t("place", language, n=number)
+
+
+def duration(seconds: float, language: str) -> str:
+    """A wait in words a student reads at a glance: seconds under a minute and a half, else minutes."""
+    if seconds < 90:
+        return t("time.seconds", language, n=max(1, round(seconds)))
+    return t("time.minutes", language, n=round(seconds / 60))

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from core.classroom import DEFAULT_RUN_SECONDS, Limits, service_order, wait_seconds
-from core.errors import UserError
+from core.errors import QuotaExceeded
 from core.runs import RunStore
 
 log = logging.getLogger(__name__)
@@ -105,10 +105,6 @@ class RunContext:
 Runner = Callable[[dict, RunContext], None]
 
 
-class QuotaExceeded(UserError):
-    """A session asked for more runs than it may have at once."""
-
-
 LIMITS_SETTING = "limits"
 
 
@@ -173,7 +169,7 @@ class JobManager:
     def _check_limits_locked(self, spec: dict, session: str, estimate: float | None) -> None:
         limits = self.limits
         if (refusal := limits.refusal(spec, estimate)) is not None:
-            raise QuotaExceeded(refusal.key, str(refusal), **refusal.params)
+            raise refusal
         mine = [job for job in self._jobs.values() if job.session == session and job.state in ACTIVE]
         queued = sum(job.state == QUEUED for job in mine)
         if queued >= limits.queued_per_session or len(mine) >= limits.running_per_session + limits.queued_per_session:

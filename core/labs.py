@@ -11,19 +11,27 @@ class Lab:
     lesson: int  # ... and lesson number
     page: str | None  # the page file under pages/, None while the lab is not built yet
     icon: str
+    prefix: str = ""  # the page's session-state prefix: where it keeps the id of the run it shows
+    kinds: tuple[str, ...] = ()  # the kinds of run its page shows
 
 
 LABS = (
-    Lab("mnist", 1, 7, "pages/mnist_lab.py", "🔢"),
-    Lab("schedules", 2, 13, "pages/schedule_lab.py", "📈"),
+    Lab("mnist", 1, 7, "pages/mnist_lab.py", "🔢", "mnist", ("mnist",)),
+    Lab("schedules", 2, 13, "pages/schedule_lab.py", "📈", "sched", ("schedule",)),
     Lab("convolutions", 2, 12, None, "🧮"),
     Lab("style", 2, 13, None, "🎨"),
     Lab("gans", 2, 12, None, "🌀"),
     Lab("restoration", 1, 7, None, "🪄"),
     Lab("rnn", 1, 7, None, "🔁"),
     Lab("bias", 2, 13, None, "⚖️"),
-    Lab("darknet", 2, 12, "pages/darknet_lab.py", "🏎️"),
+    Lab("darknet", 2, 12, "pages/darknet_lab.py", "🏎️", "dark", ("darknet",)),
 )
+
+
+def lab_of_kind(kind: str) -> Lab | None:
+    """The lab whose page shows runs of this kind (None for runs no page opens, such as the LR finder's)."""
+    return next((lab for lab in LABS if kind in lab.kinds), None)
+
 
 # Spec kind -> "module:function" that a worker process imports to train it.
 RUNNERS = {

@@ -7,12 +7,14 @@ import streamlit as st
 
 from core import darknet_lab as lab
 from core.controls import Control
+from core.run_view import MAX_REPLAY_SPEED
 from core.errors import UserError
 from core.models.inception import InceptionResNetB, inception_stem
 from core.summary import layer_table
 from core.viz import training_figure
 from ui.common import (cached_run_view, checked, epoch_progress, job_manager, mirror_to_link, page_header,
-                       settings_from_link, show_run_state, tr, train_and_cancel, training_figure_labels)
+                       replay_speed, settings_from_link, share_link, show_run_state, tr, train_and_cancel,
+                       training_figure_labels, visible_runs)
 
 CONTROLS = (
     Control("preset", "demo", lab.PRESETS),
@@ -25,6 +27,7 @@ CONTROLS = (
     Control("cl", 1, (0, 1)),
     Control("compile", 0, (0, 1)),
     Control("run", "", accept=lambda v: re.fullmatch(r"[0-9a-f]{10}", v) is not None),
+    Control("replay", 0.0, accept=lambda v: 0 <= v <= MAX_REPLAY_SPEED),
 )
 WIDGETS = ("preset", "blocks", "nf", "epochs", "lr", "bs", "amp", "cl", "compile")
 manager = job_manager()
@@ -98,7 +101,7 @@ with settings:
     right.toggle(tr("dark.channels_last"), key="dark_cl", help=tr("dark.gpu_only_help"))
     left.toggle(tr("dark.compile"), key="dark_compile", help=tr("dark.compile_help"))
 
-    spec = checked(spec_from_widgets)
+    spec, seconds = checked(spec_from_widgets), None
     if spec is not None:
         train_size, valid_size = manager.info.get("cifar_sizes", (50_000, 10_000))
         seconds = lab.estimate_seconds(spec, manager.info.get("darknet_seconds_per_image", {}), train_size, valid_size)
@@ -109,7 +112,7 @@ with settings:
             if seconds > 300:
                 st.warning(tr("dark.too_long"), icon="⏳")
 
-    watching = train_and_cancel("dark", lab.KIND, spec, tr("dark.train"))
+    watching = train_and_cancel("dark", lab.KIND, spec, tr("dark.train"), seconds)
 
 with facts_col:
     if spec is not None:
@@ -133,7 +136,7 @@ mirror_to_link(CONTROLS, {
     "epochs": st.session_state.dark_epochs, "lr": float(st.session_state.dark_lr), "bs": st.session_state.dark_bs,
     "amp": int(st.session_state.dark_amp), "cl": int(st.session_state.dark_cl),
     "compile": int(st.session_state.dark_compile),
-    "run": st.session_state.get("dark_run_id") or "",
+    "run": st.session_state.get("dark_run_id") or "", "replay": replay_speed("dark"),
 })
 st.divider()
 
@@ -145,7 +148,7 @@ def live_panel() -> None:
         st.info(tr("dark.press_train"), icon="👆")
         return
     view = run_view(run_id)
-    if show_run_state(view, epoch_progress, finished_text) is None:
+    if show_run_state(view, epoch_progress, finished_text, run_key="dark_run_id") is None:
         return
     latest = view.latest
     speed, memory, _ = st.columns(3)
@@ -192,3 +195,5 @@ def dawnbench_panel(result: dict) -> None:
 
 
 live_panel()
+
+share_link("darknet")

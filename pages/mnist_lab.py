@@ -7,13 +7,15 @@ import streamlit as st
 
 from core import mnist_lab as lab
 from core.controls import Control
+from core.run_view import MAX_REPLAY_SPEED
 from core.errors import UserError
 from core.models import build
 from core.snippets import mnist_snippet
 from core.summary import layer_table
 from core.viz import confusion_figure, training_figure
 from ui.common import (cached_run_view, checked, epoch_progress, job_manager, mirror_to_link, page_header,
-                       settings_from_link, show_run_state, tr, train_and_cancel, training_figure_labels)
+                       replay_speed, settings_from_link, share_link, show_run_state, tr, train_and_cancel,
+                       training_figure_labels, visible_runs)
 
 CONTROLS = (
     Control("arch", "basic_cnn", lab.ARCHITECTURES),
@@ -25,6 +27,7 @@ CONTROLS = (
     Control("n_train", 60_000, accept=lambda v: 100 <= v <= 60_000),
     Control("seed", 0, accept=lambda v: 0 <= v < 2**31),
     Control("run", "", accept=lambda v: re.fullmatch(r"[0-9a-f]{10}", v) is not None),
+    Control("replay", 0.0, accept=lambda v: 0 <= v <= MAX_REPLAY_SPEED),
 )
 manager = job_manager()
 
@@ -32,7 +35,7 @@ manager = job_manager()
 def load_settings() -> None:
     values = settings_from_link("mnist", CONTROLS, lab.KIND)
     for name, value in (values or {}).items():
-        if name != "run":
+        if name not in ("run", "replay"):
             st.session_state[f"mnist_{name}"] = str(value) if name == "lr" else value
 
 
@@ -66,7 +69,7 @@ def run_label(run: dict) -> str:
 
 
 load_settings()
-all_runs = lab.readable_runs(manager.store.list_runs(kind=lab.KIND))  # newest first
+all_runs = lab.readable_runs(visible_runs(lab.KIND))  # newest first
 page_header(tr("mnist.title"), tr("mnist.intro"), st.session_state.pop("mnist_ignored", []))
 
 settings, table = st.columns([1, 1.25], gap="large")
@@ -85,7 +88,7 @@ with settings:
         st.number_input(tr("mnist.n_train"), step=1000, key="mnist_n_train")
         st.number_input(tr("mnist.seed"), step=1, key="mnist_seed")
 
-    spec = checked(spec_from_widgets)
+    spec, seconds = checked(spec_from_widgets), None
     if spec is not None:
         for key, _english, params in lab.advice(spec):
             st.warning(tr(key, **params), icon="⚠️")
@@ -97,7 +100,7 @@ with settings:
         else:
             st.caption(tr("mnist.estimate", seconds=max(seconds, 1), device=manager.info["device"]))
 
-    watching = train_and_cancel("mnist", lab.KIND, spec, tr("mnist.train"))
+    watching = train_and_cancel("mnist", lab.KIND, spec, tr("mnist.train"), seconds)
     current = st.session_state.get("mnist_run_id")
 
 with table:
@@ -112,13 +115,13 @@ with table:
     st.caption(tr("mnist.param_total", total=int(layers["parameters"].sum())))
 
 st.session_state.mnist_saved = {f"mnist_{c.name}": st.session_state[f"mnist_{c.name}"]
-                                for c in CONTROLS if c.name != "run"}
+                                for c in CONTROLS if c.name not in ("run", "replay")}
 mirror_to_link(CONTROLS, {
     "arch": st.session_state.mnist_arch, "preset": st.session_state.mnist_preset,
     "epochs": st.session_state.mnist_epochs, "lr": spec.max_lr if spec else 0.1,
     "bs": st.session_state.mnist_bs, "opt": st.session_state.mnist_opt,
     "n_train": st.session_state.mnist_n_train, "seed": st.session_state.mnist_seed,
-    "run": st.session_state.get("mnist_run_id") or "",
+    "run": st.session_state.get("mnist_run_id") or "", "replay": replay_speed("mnist"),
 })
 
 st.divider()
@@ -142,7 +145,8 @@ def live_panel() -> None:
     view = run_view(run_id)
     status = show_run_state(view, epoch_progress,
                             lambda result: tr("mnist.finished", accuracy=result["accuracy"] * 100,
-                                              seconds=result["seconds"], device=result["device"]))
+                                              seconds=result["seconds"], device=result["device"]),
+                            run_key="mnist_run_id")
     if status is None:
         return
     state = view.state or status["state"]
@@ -177,7 +181,7 @@ def live_panel() -> None:
 live_panel()
 
 with st.expander(tr("mnist.all_runs")):
-    if past_runs or current:
+    if all_runs:
         listing = pd.DataFrame([{
             tr("runs.id"): run["id"], tr("runs.when"): pd.to_datetime(run["created"], unit="s").strftime("%Y-%m-%d %H:%M"),
             tr("runs.model"): tr("arch." + run["spec"]["arch"]), tr("runs.preset"): tr("preset." + run["spec"]["preset"]),
@@ -196,3 +200,5 @@ with st.expander(tr("mnist.all_runs")):
 with st.expander(tr("mnist.code")):
     if spec:
         st.code(mnist_snippet(spec.arch, spec.epochs, spec.max_lr, spec.batch_size, spec.optimizer), language="python")
+
+share_link("mnist")

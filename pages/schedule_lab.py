@@ -12,8 +12,10 @@ from core.errors import UserError
 from core.schedules import OPTIMIZERS
 from core.snippets import schedule_snippet
 from core.viz import FINDER_LABEL_KEYS, SCHEDULE_LABEL_KEYS, lr_finder_figure, schedule_figure
-from ui.common import (cached_run_view, job_manager, mirror_to_link, page_header, run_from_link, session_id, show_run_state,
-                       show_user_error, tr, train_and_cancel)
+from core.run_view import MAX_REPLAY_SPEED
+from ui.common import (cached_run_view, job_manager, mirror_to_link, page_header, replay_from_link, replay_speed,
+                       run_from_link, share_link, show_run_state, show_user_error, submit, tr, train_and_cancel,
+                       visible_runs)
 
 RUN_ID = re.compile(r"[0-9a-f]{10}")
 
@@ -27,6 +29,7 @@ CONTROLS = (
     Control("disc", 0, (0, 1)),
     Control("swa", 0.0, accept=lambda v: 0 <= v <= lab.MAX_TRAIN_EPOCHS),
     Control("run", "", accept=lambda v: RUN_ID.fullmatch(v) is not None),
+    Control("replay", 0.0, accept=lambda v: 0 <= v <= MAX_REPLAY_SPEED),
 )
 WIDGETS = ("arch", "n_train", "bs", "disc", "swa")  # controls drawn as ordinary widgets
 manager = job_manager()
@@ -50,6 +53,7 @@ def load_settings() -> None:
     set_table(lab.rows_from_text(values["phases"]), "" if from_link else lab.DEFAULT_PRESET, edited=from_link)
     st.session_state.sched_run_id = run_from_link(values["run"], lab.KIND, ignored)
     st.session_state.sched_ignored = ignored
+    replay_from_link("sched", values)
 
 
 def set_table(rows: list[dict], preset: str, edited: bool = False) -> None:
@@ -140,7 +144,7 @@ def overlay_frame(name: str, total: int, iters_per_epoch: int, max_lr: float) ->
 
 # ----- the page ---------------------------------------------------------------------------------------
 load_settings()
-all_runs = lab.readable_runs(manager.store.list_runs(kind=lab.KIND))
+all_runs = lab.readable_runs(visible_runs(lab.KIND))
 page_header(tr("sched.title"), tr("sched.intro"), st.session_state.pop("sched_ignored", []))
 
 preset_col, params_col = st.columns([1, 2.2], gap="large")
@@ -186,7 +190,7 @@ with settings:
                               placeholder=tr("sched.overlays_placeholder"))
     log_lr = st.toggle(tr("sched.log_lr"), key="sched_log_lr")
 
-    plan = spec = None
+    plan = spec = seconds = None
     try:
         plan = lab.plan(current_rows, int(st.session_state.sched_n_train), int(st.session_state.sched_bs))
         spec = spec_from_widgets(current_rows)
@@ -201,7 +205,7 @@ with settings:
         st.caption(tr("device.measuring") if seconds is None
                    else tr("mnist.estimate", seconds=max(seconds, 1), device=manager.info["device"]))
 
-    watching = train_and_cancel("sched", lab.KIND, spec, tr("sched.train"))
+    watching = train_and_cancel("sched", lab.KIND, spec, tr("sched.train"), seconds)
     current = st.session_state.get("sched_run_id")
 
 st.session_state.sched_saved = {
@@ -212,7 +216,7 @@ mirror_to_link(CONTROLS, {
     "phases": lab.rows_to_text(current_rows) if current_rows else DEFAULT_TABLE,
     "arch": st.session_state.sched_arch, "n_train": st.session_state.sched_n_train, "bs": st.session_state.sched_bs,
     "disc": int(st.session_state.sched_disc), "swa": float(st.session_state.sched_swa),
-    "run": st.session_state.get("sched_run_id") or "",
+    "run": st.session_state.get("sched_run_id") or "", "replay": replay_speed("sched"),
 })
 
 finished_runs = [run for run in all_runs if run["state"] == "finished" and run["id"] != current]
@@ -230,7 +234,8 @@ def live_chart(plan, overlays: list[str], log_lr: bool, compare_ids: list[str]) 
         view = run_view(run_id)
         status = show_run_state(view, progress_text,
                                 lambda result: tr("sched.finished", accuracy=result["accuracy"] * 100,
-                                                  seconds=result["seconds"], device=result["device"]))
+                                                  seconds=result["seconds"], device=result["device"]),
+                                run_key="sched_run_id")
         if status is not None:
             runs.append((tr("sched.actual"), view.frame()))
     runs += [(run_label(manager.status(rid) or {"id": rid}), run_view(rid).frame()) for rid in compare_ids]
@@ -284,10 +289,10 @@ with finder_settings:
                 arch=st.session_state.sched_arch, optimizer=finder_optimizer,
                 batch_size=int(st.session_state.sched_bs), n_train=int(st.session_state.sched_n_train),
                 start_lr=float(start_lr), end_lr=float(end_lr), iterations=int(iterations), linear=bool(linear)))
-            st.session_state.sched_finder_id = manager.submit(lab.FINDER_KIND, finder_spec.to_dict(), session_id())
-            st.rerun()
         except UserError as error:
             show_user_error(error)
+        else:
+            submit("sched_finder_id", lab.FINDER_KIND, finder_spec.to_dict())
 
 
 @st.fragment(run_every=0.5 if finding else None)
@@ -299,7 +304,8 @@ def finder_panel() -> None:
     view = run_view(run_id)
     status = show_run_state(view, progress_text,
                             lambda result: tr("sched.finder_done", suggestion=result["suggestion"] or 0,
-                                              seconds=result["seconds"]))
+                                              seconds=result["seconds"]),
+                            run_key="sched_finder_id")
     if status is None:
         return
     frame = view.frame(("lr", "loss", "smoothed"))
@@ -329,3 +335,5 @@ with st.expander(tr("sched.code")):
                                  int(st.session_state.sched_bs)), language="python")
     else:
         st.caption(tr("sched.code_needs_table"))
+
+share_link("schedules")

@@ -1,19 +1,25 @@
-"""Streamlit glue shared by the pages: the job manager, the language, messages."""
+"""Streamlit glue shared by the pages: the job manager, the language, messages, who is the instructor."""
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any, Callable
+from urllib.parse import urlencode
 
+import pandas as pd
 import streamlit as st
 import torch
 
+from core.auth import PasswordGate
 from core.controls import Control, read_query, to_query
 from core.errors import UserError
-from core.i18n import DEFAULT_LANGUAGE, LANGUAGES, t, t_message
+from core.i18n import DEFAULT_LANGUAGE, LANGUAGES, duration, ordinal, t, t_message
 from core.jobs import WARMED_UP, JobManager
-from core.labs import RUNNERS
-from core.run_view import RunView
+from core.labs import RUNNERS, Lab
+from core.run_view import ReplayView, RunView
 from core.runs import RunStore
+
+PASSWORD_VARIABLE = "PLAYGROUND_INSTRUCTOR_PASSWORD"
 
 
 # The server process only draws layer tables; training happens in the worker process,
@@ -25,6 +31,39 @@ torch.set_num_threads(1)
 def job_manager() -> JobManager:
     """One per server process, shared by every browser session (its worker warms up at once)."""
     return JobManager(RunStore(), RUNNERS)
+
+
+def instructor_password() -> str | None:
+    """The deployment's instructor password: $PLAYGROUND_INSTRUCTOR_PASSWORD, or ``instructor_password``
+    in .streamlit/secrets.toml; None when neither is set."""
+    if os.environ.get(PASSWORD_VARIABLE):
+        return os.environ[PASSWORD_VARIABLE]
+    try:
+        return st.secrets.get("instructor_password") or None
+    except FileNotFoundError:  # no secrets file at all
+        return None
+
+
+@st.cache_resource(show_spinner=False)
+def password_gate() -> PasswordGate:
+    """One per server process, so that wrong guesses count across every session."""
+    return PasswordGate(instructor_password())
+
+
+def shared_server() -> bool:
+    """A server with an instructor is a class's: each student lists only their own runs and the
+    pinned ones. Without one it is one person's playground, and every run on it is theirs."""
+    return password_gate().configured
+
+
+def is_instructor() -> bool:
+    return shared_server() and st.session_state.get("instructor", False)
+
+
+def visible_runs(kind: str) -> list[dict]:
+    """The stored runs of a lab this browser may list, newest first."""
+    listing_session = session_id() if shared_server() and not is_instructor() else None
+    return job_manager().visible_runs(kind, listing_session)
 
 
 def language() -> str:
@@ -94,6 +133,7 @@ def settings_from_link(prefix: str, controls: tuple[Control, ...], kind: str) ->
     values, ignored = read_query(controls, st.query_params)
     st.session_state[f"{prefix}_run_id"] = run_from_link(values.get("run", ""), kind, ignored)
     st.session_state[f"{prefix}_ignored"] = ignored
+    replay_from_link(prefix, values)
     return values
 
 
@@ -129,11 +169,44 @@ def mirror_to_link(controls: tuple[Control, ...], values: dict) -> None:
 
 
 def cached_run_view(prefix: str, run_id: str) -> RunView:
-    """The page's view of a run (kept per browser session under ``<prefix>_views``), brought up to date."""
+    """The page's view of a run (kept per browser session under ``<prefix>_views``), brought up to
+    date; a replay when the link asked to replay this run (``<prefix>_replay``: run id and speed)."""
     views = st.session_state.setdefault(f"{prefix}_views", {})
-    if run_id not in views:
-        views[run_id] = RunView(run_id)
-    return views[run_id].refresh(job_manager())
+    replay_id, speed = st.session_state.get(f"{prefix}_replay") or (None, 0)
+    key = f"{run_id}@{speed:g}x" if run_id == replay_id else run_id
+    if key not in views:
+        views[key] = ReplayView(run_id, speed=speed) if run_id == replay_id else RunView(run_id)
+    return views[key].refresh(job_manager())
+
+
+def replay_from_link(prefix: str, values: dict) -> None:
+    """Remember that the link asked to replay its run (``replay`` = speed; 0 or none: show it as it ended)."""
+    if values.get("replay") and st.session_state.get(f"{prefix}_run_id"):
+        st.session_state[f"{prefix}_replay"] = (st.session_state[f"{prefix}_run_id"], float(values["replay"]))
+
+
+def replay_speed(prefix: str) -> float:
+    """The replay speed to keep in the link: the shown run's, while it is the replayed one."""
+    replay_id, speed = st.session_state.get(f"{prefix}_replay") or (None, 0.0)
+    return speed if replay_id and replay_id == st.session_state.get(f"{prefix}_run_id") else 0.0
+
+
+def open_run(lab: Lab, run_id: str, speed: float | None = None) -> None:
+    """Go to a run's lab and show it there (replayed at ``speed`` when one is given), whether or
+    not this browser has visited that lab before."""
+    st.session_state[f"{lab.prefix}_run_id"] = run_id
+    st.session_state[f"{lab.prefix}_replay"] = (run_id, speed) if speed else None
+    st.switch_page(lab.page, query_params={"run": run_id, **({"replay": f"{speed:g}"} if speed else {})})
+
+
+def share_link(url_path: str) -> None:
+    """"Link to this setup" in the sidebar: the address that reproduces the page as it is now.
+    Call it after ``mirror_to_link``, so that the link holds this run's settings."""
+    base = (st.context.url or "").rstrip("/")
+    query = urlencode(st.query_params.to_dict())
+    with st.sidebar.expander(tr("share.title"), icon="🔗"):
+        st.code(f"{base}/{url_path}" + (f"?{query}" if query else ""), language=None, wrap_lines=True)
+        st.caption(tr("share.help"))
 
 
 TRAINING_FIGURE_KEYS = ("loss", "accuracy", "lr", "momentum", "loss_axis", "accuracy_axis", "lr_axis",
@@ -145,23 +218,32 @@ def training_figure_labels() -> dict:
     return {key: tr(f"chart.{key}") for key in TRAINING_FIGURE_KEYS}
 
 
-def train_and_cancel(prefix: str, kind: str, spec, train_label: str) -> bool:
+def train_and_cancel(prefix: str, kind: str, spec, train_label: str, estimate: float | None = None) -> bool:
     """Train (disabled while the spec is bad or this session's run goes on) and Cancel (only for
-    this session's own run). Returns whether the shown run is still going, for live panels."""
+    this session's own run). ``estimate``: the seconds the page expects the run to take, for the
+    queue's wait and the instructor's longest-run limit. Returns whether the shown run is still
+    going, for live panels."""
     manager = job_manager()
     current = st.session_state.get(f"{prefix}_run_id")
     watching = current is not None and cached_run_view(prefix, current).active  # maybe someone else's shared run
     mine = watching and current in manager.active_runs(session_id())
     if st.button(train_label, type="primary", disabled=spec is None or mine, width="stretch", key=f"{prefix}_train"):
-        try:
-            st.session_state[f"{prefix}_run_id"] = manager.submit(kind, spec.to_dict(), session_id())
-            st.rerun()
-        except UserError as error:
-            show_user_error(error)
+        submit(f"{prefix}_run_id", kind, spec.to_dict(), estimate)
     if st.button(tr("mnist.cancel"), disabled=not mine, width="stretch", key=f"{prefix}_cancel"):
         manager.cancel(current, session_id())
         st.toast(tr("mnist.cancel_sent"))
     return watching
+
+
+def submit(run_key: str, kind: str, spec: dict, estimate: float | None = None) -> None:
+    """Queue a run for this browser and show it (its id under ``run_key``), or say why it cannot start."""
+    try:
+        st.session_state[run_key] = job_manager().submit(
+            kind, spec, session_id(), estimate=estimate, privileged=is_instructor())
+    except UserError as error:
+        show_user_error(error)
+        return
+    st.rerun()
 
 
 def epoch_progress(latest: dict) -> str:
@@ -170,17 +252,21 @@ def epoch_progress(latest: dict) -> str:
 
 
 def show_run_state(view: RunView, progress_text: Callable[[dict], str],
-                   finished_text: Callable[[dict], str]) -> dict | None:
-    """One line on where a run is: its place in the queue, progress with an ETA, its result,
-    why it failed, or that it stopped. Returns the run's status, or None (and says so) when
-    no run has that id."""
+                   finished_text: Callable[[dict], str], run_key: str | None = None) -> dict | None:
+    """One line on where a run is: its place in the queue and the wait, progress with an ETA, its
+    result, why it failed, or that it stopped (with Run again for an interrupted run, whose new id
+    then goes under ``run_key``). Returns the run's status, or None (and says so) when no run has that id."""
     status = job_manager().status(view.run_id)
     if status is None:
         st.warning(tr("mnist.unknown_run", run=view.run_id))
         return None
     state, latest = view.state or status["state"], view.latest
+    if isinstance(view, ReplayView):
+        st.caption(tr("replay.caption", speed=view.speed, when=_when(status.get("created"))), help=tr("replay.help"))
     if state == "queued":
-        st.info(tr("state.queued_at", position=status.get("queue_position") or 1), icon="⏳")
+        position = status.get("queue_position") or 1
+        st.info(tr("state.queued_at", place=ordinal(position, language()),
+                   wait=duration(status.get("wait_seconds") or 0, language())), icon="⏳")
     elif state == "running" and latest:
         st.progress(min(1.0, latest["step"] / latest["total_steps"]), text=progress_text(latest))
     elif state == "running":
@@ -189,6 +275,14 @@ def show_run_state(view: RunView, progress_text: Callable[[dict], str],
         st.success(finished_text(view.result), icon="✅")
     elif state == "failed":
         st.error(t_message(view.message or status.get("message"), language()), icon="💥")
+    elif state == "cancelled" and (view.message or status.get("message")):
+        st.warning(t_message(view.message or status.get("message"), language()), icon="⏱️")  # stopped by a limit
     elif state in ("cancelled", "interrupted"):
         st.warning(tr(f"state_note.{state}"), icon="⏹️")
+        if state == "interrupted" and run_key and st.button(tr("run.again"), key=f"{run_key}_again_{view.run_id}"):
+            submit(run_key, status["kind"], status["spec"], status.get("estimate"))
     return status
+
+
+def _when(timestamp: float | None) -> str:
+    return pd.to_datetime(timestamp or 0, unit="s").strftime("%Y-%m-%d %H:%M")
