@@ -7,7 +7,7 @@ requirements=${1:-requirements.txt}
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-stamp=.venv/.installed-$(sha256sum "$requirements" requirements.txt | sha256sum | cut -c1-16)
+stamp=.venv/.installed-$(sha256sum "$requirements" requirements*.txt | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   .venv/bin/pip install --disable-pip-version-check -q -r "$requirements"
   touch "$stamp"

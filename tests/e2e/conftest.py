@@ -7,6 +7,7 @@ compare the time a metric was emitted with the time the browser showed it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -89,13 +90,12 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory, artifacts) -> Server:
+@contextlib.contextmanager
+def running_server(db_path: Path, log_path: Path, **environment: str):
+    """``streamlit run Home.py`` on a free port, with these extra environment variables; stopped afterwards."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    db_path = tmp_path_factory.mktemp("e2e-store") / "runs.sqlite"
-    log_path = artifacts / "streamlit.log"
-    env = {**os.environ, "PLAYGROUND_DB": str(db_path), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PLAYGROUND_DB": str(db_path), "PYTHONUNBUFFERED": "1", **environment}
     command = [
         sys.executable, "-m", "streamlit", "run", "Home.py",
         "--server.port", str(port), "--server.address", "127.0.0.1",
@@ -116,6 +116,13 @@ def server(tmp_path_factory, artifacts) -> Server:
         yield Server(url, db_path, log_path)
     finally:
         _stop(process)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, artifacts) -> Server:
+    """One person's playground: no instructor password."""
+    with running_server(tmp_path_factory.mktemp("e2e-store") / "runs.sqlite", artifacts / "streamlit.log") as started:
+        yield started
 
 
 @pytest.fixture(scope="session")

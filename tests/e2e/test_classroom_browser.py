@@ -1,0 +1,97 @@
+"""A class on one server, in real browsers: two students each start a run and see only their own;
+the instructor unlocks instructor mode and cancels one of them."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from .conftest import DEFAULT_TIMEOUT_MS, REPO_ROOT, VIEWPORT, running_server
+
+pytestmark = pytest.mark.e2e
+
+EN = json.loads((REPO_ROOT / "core" / "locales" / "en.json").read_text(encoding="utf-8"))
+PASSWORD = "e2e-instructor-secret"
+RUN_IN_LINK = re.compile(r"[?&]run=([0-9a-f]{10})")
+WARM_UP_TIMEOUT_MS = 180_000  # the worker times every lab's models before the first estimate
+
+
+@pytest.fixture(scope="module")
+def class_server(tmp_path_factory, artifacts):
+    with running_server(tmp_path_factory.mktemp("class-store") / "runs.sqlite", artifacts / "streamlit-class.log",
+                        PLAYGROUND_INSTRUCTOR_PASSWORD=PASSWORD) as started:
+        yield started
+
+
+@pytest.fixture
+def browser_page(chromium):
+    """A function that opens a fresh browser context (a new student, or the instructor)."""
+    contexts = []
+
+    def open_page() -> Page:
+        context = chromium.new_context(viewport=VIEWPORT, locale="en-US")
+        context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+def start_long_run(page: Page, url: str) -> str:
+    """Open the MNIST lab with 20 epochs (minutes of training) and press Train; the run's id."""
+    page.goto(url)
+    expect(page.locator("h1").filter(has_text=EN["home.title"])).to_be_visible()
+    page.goto(f"{url}/mnist?epochs=20")
+    expect(page.get_by_text("Estimated training time")).to_be_visible(timeout=WARM_UP_TIMEOUT_MS)
+    page.get_by_role("button", name=EN["mnist.train"]).click()
+    expect(page).to_have_url(RUN_IN_LINK)
+    return RUN_IN_LINK.search(page.url).group(1)
+
+
+def runs_offered_to_open(page: Page) -> str:
+    """The text of every run the "open a run" list offers this browser."""
+    page.get_by_text(EN["mnist.all_runs"]).click()
+    page.get_by_test_id("stSelectbox").filter(has_text=EN["runs.open"]).click()
+    options = page.get_by_role("option").all_inner_texts()
+    page.keyboard.press("Escape")
+    return " ".join(options)
+
+
+def test_students_see_only_their_own_runs_and_the_instructor_cancels_one(class_server, browser_page, artifacts):
+    alice, bob = browser_page(), browser_page()
+    alices_run = start_long_run(alice, class_server.url)
+    expect(alice.get_by_text(re.compile(r"Step \d+ of"))).to_be_visible(timeout=WARM_UP_TIMEOUT_MS)
+    bobs_run = start_long_run(bob, class_server.url)
+    expect(bob.get_by_text(re.compile(r"1st in the queue, about \d+"))).to_be_visible()
+    bob.screenshot(path=str(artifacts / "classroom-student-queued.png"))
+
+    assert bobs_run not in runs_offered_to_open(alice)
+    assert alices_run not in runs_offered_to_open(bob)
+
+    teacher = browser_page()
+    teacher.goto(class_server.url)
+    expect(teacher.locator("h1").filter(has_text=EN["home.title"])).to_be_visible()
+    teacher.goto(f"{class_server.url}/instructor")
+    teacher.get_by_label(EN["teach.password"]).fill("not-it")
+    teacher.get_by_role("button", name=EN["teach.unlock"]).click()
+    expect(teacher.get_by_text(EN["teach.wrong"])).to_be_visible()
+    teacher.get_by_label(EN["teach.password"]).fill(PASSWORD)
+    teacher.get_by_role("button", name=EN["teach.unlock"]).click()
+    expect(teacher.get_by_role("heading", name=EN["teach.queue"])).to_be_visible()
+
+    teacher.get_by_test_id("stMultiSelect").filter(has_text=EN["teach.cancel_which"]).click()
+    offered = teacher.get_by_role("option").all_inner_texts()
+    assert any(alices_run in option for option in offered) and any(bobs_run in option for option in offered)
+    teacher.get_by_role("option").filter(has_text=bobs_run).click()
+    teacher.keyboard.press("Escape")
+    teacher.screenshot(path=str(artifacts / "classroom-instructor.png"))
+    teacher.get_by_role("button", name=EN["teach.cancel"]).click()
+
+    expect(bob.get_by_text(EN["state_note.cancelled"])).to_be_visible(timeout=30_000)
+    expect(alice.get_by_text(re.compile(r"Step \d+ of"))).to_be_visible()  # Alice's run goes on
+    alice.get_by_role("button", name=EN["mnist.cancel"]).click()
+    expect(alice.get_by_text(EN["state_note.cancelled"])).to_be_visible(timeout=30_000)
