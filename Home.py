@@ -11,7 +11,11 @@ if "lang" not in st.session_state:
     requested = st.query_params.get("lang")
     st.session_state.lang = requested if requested in LANGUAGES else "en"
 
-job_manager()  # start the worker now, so that it has warmed up when Train is pressed
+try:
+    job_manager()  # start the worker now, so that it has warmed up when Train is pressed
+except ValueError as error:  # a deployment setting that makes no sense (PLAYGROUND_RAY_*)
+    st.error(str(error), icon="🛠️")
+    st.stop()
 with st.sidebar:
     st.selectbox("Language · 语言", list(LANGUAGES), format_func=LANGUAGES.get, key="lang")
     st.caption(device_line())

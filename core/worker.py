@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from multiprocessing.connection import Connection
+from typing import Iterable, Iterator
 
 from core.errors import RunCancelled, UserError
 from core.jobs import CANCELLED, FAILED, FINISHED, WARMED_UP, RunContext, Runner
@@ -21,15 +22,8 @@ log = logging.getLogger("core.worker")
 def main(fd: int, runners: dict[str, str]) -> None:
     connection = Connection(fd)
     resolved = {kind: _resolve(path) for kind, path in runners.items()}
-    for module in {sys.modules[function.__module__] for function in resolved.values()}:
-        warm_up = getattr(module, "warm_up", None)
-        if warm_up is not None:
-            try:
-                connection.send(("info", warm_up()))
-            except Exception as error:  # e.g. data that cannot be unpacked: say so, keep serving
-                log.exception("warm-up of %s failed", module.__name__)
-                connection.send(("info", {"warm_up_error": f"{type(error).__name__}: {error}"[:300]}))
-    connection.send(("info", {WARMED_UP: True}))  # pages wait for this, not for the first lab's numbers
+    for info in warm_up_infos(resolved.values()):
+        connection.send(("info", info))
     while True:
         try:
             message = connection.recv()
@@ -46,6 +40,21 @@ def main(fd: int, runners: dict[str, str]) -> None:
         connection.send(("done", run_id, state, outcome))
         if context.stop_requested:
             return
+
+
+def warm_up_infos(runners: Iterable[Runner]) -> Iterator[dict]:
+    """What a worker reports at start-up: each runner module's ``warm_up()`` (data into memory,
+    a speed measurement), then WARMED_UP, which pages wait for rather than the first lab's numbers."""
+    for module in {sys.modules[runner.__module__] for runner in runners}:
+        warm_up = getattr(module, "warm_up", None)
+        if warm_up is None:
+            continue
+        try:
+            yield warm_up()
+        except Exception as error:  # e.g. data that cannot be unpacked: say so, keep serving
+            log.exception("warm-up of %s failed", module.__name__)
+            yield {"warm_up_error": f"{type(error).__name__}: {error}"[:300]}
+    yield {WARMED_UP: True}
 
 
 def run_one(runner: Runner, spec: dict, context: RunContext) -> tuple[str, dict | None]:

@@ -14,7 +14,7 @@ from core.summary import layer_table
 from core.viz import training_figure
 from ui.common import (cached_run_view, checked, epoch_progress, job_manager, mirror_to_link, page_header,
                        replay_speed, settings_from_link, share_link, show_run_state, tr, train_and_cancel,
-                       training_figure_labels, visible_runs)
+                       training_figure_labels)
 
 CONTROLS = (
     Control("preset", "demo", lab.PRESETS),

@@ -16,6 +16,7 @@ from core.errors import UserError
 from core.i18n import DEFAULT_LANGUAGE, LANGUAGES, duration, ordinal, t, t_message
 from core.jobs import WARMED_UP, JobManager
 from core.labs import RUNNERS, Lab
+from core.ray_worker import manager_for_ray, ray_settings_from_env
 from core.run_view import ReplayView, RunView
 from core.runs import RunStore
 
@@ -29,7 +30,12 @@ torch.set_num_threads(1)
 
 @st.cache_resource(show_spinner=False)
 def job_manager() -> JobManager:
-    """One per server process, shared by every browser session (its worker warms up at once)."""
+    """One per server process, shared by every browser session (its worker warms up at once):
+    runs train on the Ray cluster that PLAYGROUND_RAY_ADDRESS names, else in a local worker process.
+    A PLAYGROUND_RAY_* variable that makes no sense raises ValueError saying what to set."""
+    settings = ray_settings_from_env()
+    if settings is not None:
+        return manager_for_ray(RunStore(), RUNNERS, settings)
     return JobManager(RunStore(), RUNNERS)
 
 

@@ -52,7 +52,31 @@ def crash(spec: dict, context) -> None:
     os._exit(1)
 
 
+def resident_mb() -> float:
+    with open(f"/proc/{os.getpid()}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+
+
+def memory_hog(spec: dict, context) -> None:
+    """Fills spec['mb'] megabytes, then asks for more than any machine has (as a too-big model
+    would); with spec['gpu'] it fails as CUDA does instead."""
+    held = bytearray(spec["mb"] * 2**20)
+    held[::4096] = b"x" * len(held[::4096])  # touch every page, so that the memory is really resident
+    context.emit("metrics", {"step": 1, "resident_mb": resident_mb(), "pid": os.getpid()})
+    if spec.get("gpu"):
+        import torch
+
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB")
+    bytearray(2**50)
+
+
+def memory_now(spec: dict, context) -> None:
+    context.emit("result", {"resident_mb": resident_mb(), "pid": os.getpid()})
+
+
 RUNNERS = {
+    "hog": "tests.unit.fake_runners:memory_hog",
+    "memory": "tests.unit.fake_runners:memory_now",
     "count": "tests.unit.fake_runners:count",
     "bad": "tests.unit.fake_runners:bad_input",
     "broken": "tests.unit.fake_runners:broken",

@@ -312,6 +312,19 @@ def test_a_bug_in_a_runner_fails_the_run_and_the_worker_goes_on(manager):
     assert result_of(all_events(manager, after_id))["pid"] == pid  # the same worker process
 
 
+@pytest.mark.parametrize("gpu", [False, True])
+def test_a_run_out_of_memory_fails_with_a_message_and_gives_its_memory_back(manager, gpu):
+    run_id, status = run_to_end(manager, "hog", {"mb": 400, "gpu": gpu}, "s-hog")
+    assert status["state"] == "failed"
+    assert status["message"]["key"] == "run.out_of_memory"
+    assert status["message"]["text"] == ("Out of GPU memory." if gpu else "Out of memory.")
+    during = metrics_of(all_events(manager, run_id))[0]
+    _, after = run_to_end(manager, "memory", {}, "s-hog")
+    measured = result_of(all_events(manager, after["id"]))
+    assert measured["pid"] == during["pid"]  # the same worker goes on serving
+    assert measured["resident_mb"] < during["resident_mb"] - 300  # and the 400 MB are free again
+
+
 def test_a_crashed_worker_fails_its_run_and_the_next_one_runs(manager):
     _, before = run_to_end(manager, "count", {"steps": 1}, "s-crash")
     old_pid = result_of(all_events(manager, before["id"]))["pid"]
