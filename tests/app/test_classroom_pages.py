@@ -3,8 +3,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.classroom import Limits
-from tests.app.conftest import TIMEOUT
-from tests.app.test_pages import HOME, MNIST_PAGE, click, open_page, texts, train_small_run, wait_until_done
+from tests.app.test_pages import MNIST_PAGE, click, open_page, texts, train_small_run, wait_until_done
 from ui.common import PASSWORD_VARIABLE, job_manager, password_gate
 
 INSTRUCTOR_PAGE = "pages/instructor.py"

@@ -8,6 +8,7 @@ again in every process.
 from __future__ import annotations
 
 import contextlib
+import time
 
 import pytest
 
@@ -26,6 +27,17 @@ def started_manager(db_path, runners):
     finally:
         manager.shutdown()
         store.close()
+
+
+def wait_for(predicate, what: str, timeout: float = 60.0):
+    """The first true value of ``predicate()``, polled every 20 ms; fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 class RecordingContext:

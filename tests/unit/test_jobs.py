@@ -17,7 +17,7 @@ from core.classroom import Limits
 from core.errors import UserError
 from core.jobs import WARMED_UP, JobManager, QuotaExceeded
 from core.runs import RunStore
-from tests.unit.conftest import started_manager
+from tests.unit.conftest import started_manager, wait_for
 from tests.unit.fake_runners import RUNNERS
 
 TIMEOUT = 60  # seconds; generous, the first job of a worker also pays for importing torch
@@ -43,16 +43,6 @@ def idle_afterwards(manager):
     while manager.active_runs() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not manager.active_runs(), "a run did not stop after Cancel"
-
-
-def wait_for(predicate, what: str, timeout: float = TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def wait_state(manager: JobManager, run_id: str, *states: str, timeout: float = TIMEOUT) -> dict:

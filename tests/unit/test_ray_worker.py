@@ -21,7 +21,7 @@ from core.ray_worker import (  # noqa: E402
     CPUS_PER_RUN, GPUS_PER_RUN, SLOTS, RaySettings, RayWorker, actor_options, manager_for_ray, ray_settings_from_env,
 )
 from core.runs import RunStore  # noqa: E402
-from tests.unit.conftest import started_manager  # noqa: E402
+from tests.unit.conftest import started_manager, wait_for  # noqa: E402
 from tests.unit.fake_runners import RUNNERS  # noqa: E402
 
 TIMEOUT = 60
@@ -79,16 +79,6 @@ def idle_afterwards(request):
     for run_id in manager.active_runs():
         manager.cancel(run_id, manager.status(run_id)["session"])
     wait_for(lambda: not manager.active_runs(), "every run to stop after Cancel")
-
-
-def wait_for(predicate, what: str, timeout: float = TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def wait_ended(manager, run_id: str, timeout: float = TIMEOUT) -> dict:
