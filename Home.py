@@ -3,7 +3,8 @@ import streamlit as st
 
 from core.i18n import LANGUAGES
 from core.labs import LABS
-from ui.common import device_line, job_manager, language, tr, wait_for_worker
+from ui.common import (device_line, job_manager, language, session_id, settle_imports, shared_server, tr,
+                       wait_for_worker)
 
 st.set_page_config(page_title="fast.ai lesson playground", page_icon="🧪", layout="wide")
 
@@ -13,12 +14,15 @@ if "lang" not in st.session_state:
 
 try:
     job_manager()  # start the worker now, so that it has warmed up when Train is pressed
+    settle_imports()
 except ValueError as error:  # a deployment setting that makes no sense (PLAYGROUND_RAY_*)
     st.error(str(error), icon="🛠️")
     st.stop()
 with st.sidebar:
     st.selectbox("Language · 语言", list(LANGUAGES), format_func=LANGUAGES.get, key="lang")
     st.caption(device_line())
+    if shared_server():
+        st.caption(tr("teach.you_are", id=session_id()[:6]))
     wait_for_worker()
 if language() != "en":
     st.query_params["lang"] = language()

@@ -1,10 +1,11 @@
 """The instructor's password: checked in constant time, and wrong guesses slowed down.
 
-Nothing unlocks when the deployment set no password. Each wrong password makes whoever
-sent it (a browser session, and its IP address when there is one) wait longer before the
-next try, doubling from the third one on; and many wrong passwords across the whole server
-in a minute lock everyone out for that minute, so that opening new sessions does not help
-a guesser either.
+Nothing unlocks when the deployment set no password. Each wrong password makes the browser
+session that sent it wait longer before its next try, doubling from the third one on, up to
+a minute; a quarter of an hour without a wrong try forgets them. Many wrong passwords across
+the whole server in a minute lock everyone out for that minute, so that opening new sessions
+does not help a guesser either. Not by IP address: a class behind one NAT or proxy shares
+one, and a guessing student would lock the instructor out.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from typing import Callable, Iterable
 from core.errors import UserError
 
 FREE_TRIES = 2  # typos cost nothing
-LONGEST_WAIT = 300.0  # seconds
+LONGEST_WAIT = 60.0  # seconds
+FORGET_AFTER = 15 * 60.0  # seconds without a wrong try
 SERVER_WINDOW, SERVER_MAX_FAILURES = 60.0, 20
 
 
@@ -25,7 +27,7 @@ class PasswordGate:
     def __init__(self, password: str | None, clock: Callable[[], float] = time.monotonic):
         self._password = (password or "").encode()
         self._clock = clock
-        self._failures: dict[str, tuple[int, float]] = {}  # who -> (wrong tries, may try again at)
+        self._failures: dict[str, tuple[int, float, float]] = {}  # who -> (wrong tries, may try again at, last one)
         self._recent: deque[float] = deque()  # times of every wrong try on the server
         self._lock = threading.Lock()
 
@@ -49,15 +51,22 @@ class PasswordGate:
                 return True
             self._recent.append(now)
             for sender in senders:
-                count = self._failures.get(sender, (0, now))[0] + 1
+                count = self._remembered(sender, now)[0] + 1
                 delay = 0.0 if count <= FREE_TRIES else min(LONGEST_WAIT, 2.0 ** (count - FREE_TRIES))
-                self._failures[sender] = (count, now + delay)
+                self._failures[sender] = (count, now + delay, now)
             return False
+
+    def _remembered(self, sender: str, now: float) -> tuple[int, float, float]:
+        count, until, last = self._failures.get(sender, (0, now, now))
+        if now - last > FORGET_AFTER:
+            self._failures.pop(sender, None)
+            return 0, now, now
+        return count, until, last
 
     def _raise_if_waiting(self, senders: list[str], now: float) -> None:
         while self._recent and self._recent[0] < now - SERVER_WINDOW:
             self._recent.popleft()
-        until = max([self._failures.get(sender, (0, now))[1] for sender in senders] + [now])
+        until = max([self._remembered(sender, now)[1] for sender in senders] + [now])
         if len(self._recent) >= SERVER_MAX_FAILURES:
             until = max(until, self._recent[0] + SERVER_WINDOW)
         if until > now:

@@ -55,12 +55,11 @@ class Limits:
         except (TypeError, ValueError):
             return cls()
 
-    def refusal(self, spec: Mapping, estimate_seconds: float | None) -> QuotaExceeded | None:
-        """Why a student may not start this run now, or None."""
-        size = spec.get("preset")
+    def refusal(self, size: str | None, estimate_seconds: float | None) -> QuotaExceeded | None:
+        """Why a student may not start a run of this size (see ``size_of``) now, or None."""
         if size in SIZES and size not in self.sizes:
             return QuotaExceeded("jobs.size_not_allowed", "Your instructor allows only the {sizes} size(s) right now: "
-                             "pick one of them.", sizes=", ".join(self.sizes))
+                             "pick one of them, and no more epochs or data than it has.", sizes=", ".join(self.sizes))
         if self.max_run_minutes and estimate_seconds and estimate_seconds > 60 * self.max_run_minutes:
             return QuotaExceeded("jobs.too_long", "This run would take about {minutes:.0f} min; runs may take at most "
                              "{limit:g} min here. Use a smaller size or fewer epochs.",
@@ -68,7 +67,15 @@ class Limits:
         return None
 
 
-def service_order(queue: Iterable[tuple[str, str]], last_served: Mapping[str, int],
+def size_of(work: float, preset_work: Mapping[str, float], label: str | None = None) -> str:
+    """The size preset a run amounts to: the smallest whose work (epochs x examples x cost of the
+    model) covers this run's, or the one it was started from if that is larger. So a "quick" run
+    given the lecture's epochs in the widgets or the link is a lecture run."""
+    by_work = next((size for size in SIZES if work <= preset_work[size] * (1 + 1e-9)), SIZES[-1])
+    return max(by_work, label if label in SIZES else by_work, key=SIZES.index)
+
+
+def service_order(queue: Iterable[tuple[str, str]], last_served: Mapping[str, float],
                   busy: Iterable[str] = ()) -> list[str]:
     """The order in which the queued runs ``(run_id, session)`` will start: sessions take turns
     (round robin), the one served longest ago first, each session's own runs in the order it

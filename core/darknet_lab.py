@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from core import classroom
 from core.data.cifar import CLASSES, cifar_tensors, random_crop_flip
 from core.errors import UserError
 from core.models.darknet import LECTURE_BLOCKS, LECTURE_BN_MOMENTUM, darknet
@@ -84,6 +85,18 @@ def preset_spec(preset: str) -> DarknetSpec:
         return DarknetSpec("lecture", blocks=LECTURE_BLOCKS, nf=32, epochs=30, max_lr=1.3, batch_size=512,
                            bn_momentum=LECTURE_BN_MOMENTUM)
     raise UserError("darknet.bad_preset", "Unknown preset {name}.", name=preset)
+
+
+def size_of(spec: DarknetSpec) -> str:
+    """The size preset this run's work (epochs x pictures x multiply-adds per picture) amounts to."""
+    def work(run: DarknetSpec) -> float:
+        return run.epochs * run.n_train * model_facts(tuple(run.blocks), run.nf)["macs"]
+
+    return classroom.size_of(work(spec), {size: work(preset_spec(size)) for size in PRESETS}, spec.preset)
+
+
+def size_of_values(values: dict) -> str:
+    return size_of(spec_from_dict(values))
 
 
 def blocks_from_text(text: str) -> tuple[int, ...]:

@@ -9,6 +9,7 @@ ever touches Streamlit.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ import sys
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -62,6 +63,7 @@ class Job:
     finished: float | None = None
     estimate: float | None = None  # seconds the page expected it to take, for the queue's wait estimates
     privileged: bool = False  # the instructor's: outside the students' limits
+    stop_message: dict | None = None  # why it was stopped, when not by the student who sent it
     events: list[Event] = field(default_factory=list)
     cancel_requested: threading.Event = field(default_factory=threading.Event)
 
@@ -123,6 +125,7 @@ class JobManager:
         runners: Mapping[str, str],
         devices: tuple[str, ...] = ("default",),
         limits: Limits | None = None,
+        sizers: Mapping[str, str] | None = None,
         worker_factory: Callable[[Mapping[str, str], str], Any] | None = None,
     ):
         self.store = store
@@ -130,12 +133,13 @@ class JobManager:
         self._worker_factory = worker_factory or _WorkerProcess
         self.runners = dict(runners)
         self.devices = devices
+        self.sizers = dict(sizers or {})  # kind -> "module:function" telling a spec's size preset from its work
         self.limits = (limits or Limits.from_dict(store.get_setting(LIMITS_SETTING))).validated()
         self.info: dict[str, Any] = {}  # what workers measured at start-up (seconds per step, ...)
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._queue: list[str] = []  # in order of arrival; service_order() says which starts next
         self._turns = 0  # counts the runs started, so that _last_served orders the sessions' turns
-        self._last_served: dict[str, int] = {}
+        self._last_served: dict[str, float] = {}
         self._seconds_taken: dict[str, float] = {}  # per kind, for the wait of runs sent without an estimate
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -156,19 +160,22 @@ class JobManager:
             raise ValueError(f"No runner for {kind!r}")
         with self._lock:
             if not privileged:
-                self._check_limits_locked(spec, session, estimate)
+                self._check_limits_locked(self._size_of(kind, spec), session, estimate)
             job = Job(id=uuid.uuid4().hex[:10], session=session, kind=kind, spec=dict(spec), created=time.time(),
                       estimate=estimate, privileged=privileged)
             self.store.add_run(job.id, session, kind, job.spec, job.created)
+            # A session new to the queue takes its turn at the end of the current round, just before
+            # the session served last: not ahead of everyone (a reloaded page is a new session).
+            self._last_served.setdefault(session, self._turns - 0.5)
             self._jobs[job.id] = job
             self._queue.append(job.id)
             self._append_locked(job, "state", {"state": QUEUED})
         self._wake_devices()
         return job.id
 
-    def _check_limits_locked(self, spec: dict, session: str, estimate: float | None) -> None:
+    def _check_limits_locked(self, size: str | None, session: str, estimate: float | None) -> None:
         limits = self.limits
-        if (refusal := limits.refusal(spec, estimate)) is not None:
+        if (refusal := limits.refusal(size, estimate)) is not None:
             raise refusal
         mine = [job for job in self._jobs.values() if job.session == session and job.state in ACTIVE]
         queued = sum(job.state == QUEUED for job in mine)
@@ -183,6 +190,13 @@ class JobManager:
         if len(self._queue) >= limits.queued_total:
             raise QuotaExceeded("jobs.queue_full", "{queued} runs are already waiting on this server. "
                                 "Try again in a few minutes.", queued=len(self._queue))
+
+    def _size_of(self, kind: str, spec: dict) -> str | None:
+        """The size preset a run's work amounts to (whatever its label says), for the size limit."""
+        if kind not in self.sizers:
+            return None
+        module, function = self.sizers[kind].split(":")
+        return getattr(importlib.import_module(module), function)(spec)
 
     def set_limits(self, limits: Limits) -> None:
         """New limits for the runs sent from now on (and the longest-run limit for those training);
@@ -199,10 +213,13 @@ class JobManager:
             job = self._jobs.get(run_id)
             if job is None or job.state not in ACTIVE or (job.session != session and not privileged):
                 return False
+            if job.session != session:
+                job.stop_message = {"key": "run.cancelled_by_instructor", "params": {},
+                                    "text": "Your instructor cancelled this run."}
             job.cancel_requested.set()
             if job.state == QUEUED:
                 self._queue.remove(run_id)
-                self._finish_locked(job, CANCELLED, None)
+                self._finish_locked(job, CANCELLED, job.stop_message)
         self._wake_devices()
         return True
 
@@ -231,12 +248,13 @@ class JobManager:
         return self.store.list_runs(kind, session=session, also=tuple(self.store.pins()) if session else ())
 
     def _order_locked(self) -> list[str]:
-        running_per_session: dict[str, int] = {}
-        for job in self._jobs.values():
-            if job.state == RUNNING:
-                running_per_session[job.session] = running_per_session.get(job.session, 0) + 1
-        busy = [s for s, n in running_per_session.items() if n >= self.limits.running_per_session]
-        return service_order(((i, self._jobs[i].session) for i in self._queue), self._last_served, busy)
+        return service_order(((i, self._jobs[i].session) for i in self._queue), self._last_served,
+                             self._busy_sessions_locked())
+
+    def _busy_sessions_locked(self) -> set[str]:
+        """Sessions with as many runs training as they may have at once."""
+        running = Counter(job.session for job in self._jobs.values() if job.state == RUNNING and not job.privileged)
+        return {session for session, count in running.items() if count >= self.limits.running_per_session}
 
     def _describe_locked(self, job: Job, order: list[str]) -> dict[str, Any]:
         position = order.index(job.id) + 1 if job.state == QUEUED else None
@@ -337,8 +355,8 @@ class JobManager:
         limit = self.limits.max_run_minutes
         if not limit or running.job.privileged or time.time() - running.job.started < 60 * limit:
             return False
-        running.stopped_message = {"key": "run.time_limit", "params": {"minutes": limit},
-                                   "text": f"Stopped: runs may train for at most {limit:g} min on this server."}
+        running.job.stop_message = {"key": "run.time_limit", "params": {"minutes": limit},
+                                    "text": f"Stopped: runs may train for at most {limit:g} min on this server."}
         return True
 
     def _wake_devices(self) -> None:
@@ -359,17 +377,19 @@ class JobManager:
                 running.record(self._append(running.job, kind, data, t))
         elif what == "done" and running is not None and message[1] == running.job.id:
             state, outcome = message[2], message[3]
-            if state == CANCELLED and running.stopped_message:
-                outcome = running.stopped_message
+            if state == CANCELLED and running.job.stop_message:
+                outcome = running.job.stop_message
             self._done(running, state, outcome)
             return None
         return running
 
     def _take_next(self) -> Job | None:
         with self._lock:
-            if not self._queue:
+            busy = self._busy_sessions_locked()
+            startable = [i for i in self._order_locked() if self._jobs[i].privileged or self._jobs[i].session not in busy]
+            if not startable:  # nothing queued, or only runs of sessions already training (another device is free)
                 return None
-            job = self._jobs[self._order_locked()[0]]
+            job = self._jobs[startable[0]]
             self._queue.remove(job.id)
             self._turns += 1
             self._last_served[job.session] = self._turns
@@ -437,7 +457,6 @@ class _RunningJob:
         self.job, self.store = job, store
         self.pending: list[tuple[int, float, dict]] = []
         self.cancel_sent = False
-        self.stopped_message: dict | None = None  # why the server stopped it, when it was not the student
         self.last_flush = time.monotonic()
 
     def record(self, event: Event) -> None:

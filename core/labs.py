@@ -33,6 +33,14 @@ def lab_of_kind(kind: str) -> Lab | None:
     return next((lab for lab in LABS if kind in lab.kinds), None)
 
 
+# Spec kind -> "module:function" telling which size preset (quick, demo, lecture) a run's work amounts
+# to, whatever preset it was started from: the instructor's size limit goes by this.
+SIZERS = {
+    "mnist": "core.mnist_lab:size_of_values",
+    "schedule": "core.schedule_lab:size_of_values",
+    "darknet": "core.darknet_lab:size_of_values",
+}
+
 # Spec kind -> "module:function" that a worker process imports to train it.
 RUNNERS = {
     "mnist": "core.mnist_lab:run_mnist",

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from core.data.mnist import DigitTensors, denormalise, mnist_tensors
-from core import specs
+from core import classroom, specs
 from core.errors import UserError
 from core.models import REGISTRY, build
 from core.specs import spec_from_values
@@ -61,6 +61,16 @@ def preset_spec(arch: str = "basic_cnn", preset: str = "demo") -> MnistSpec:
     if preset == "demo":
         return MnistSpec(arch, preset, epochs=min(epochs, 3), max_lr=lr)
     return MnistSpec(arch, preset, epochs=epochs, max_lr=lr)
+
+
+def size_of(arch: str, epochs: float, n_train: int, preset: str | None = None) -> str:
+    """The size preset that training ``arch`` for ``epochs`` over ``n_train`` digits amounts to."""
+    presets = {size: preset_spec(arch, size) for size in PRESETS}
+    return classroom.size_of(epochs * n_train, {size: p.epochs * p.n_train for size, p in presets.items()}, preset)
+
+
+def size_of_values(values: dict) -> str:
+    return size_of(values["arch"], values["epochs"], values["n_train"], values.get("preset"))
 
 
 def validate(spec: MnistSpec) -> MnistSpec:

@@ -1,8 +1,9 @@
 """What a page knows about a run: the events read so far, folded into tables and pictures."""
 from __future__ import annotations
 
+import itertools
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import pandas as pd
@@ -72,15 +73,25 @@ class ReplayView(RunView):
 
     def refresh(self, manager: JobManager) -> "ReplayView":
         if self.began is None:
-            self.recording, _ = manager.events(self.run_id, 0)
+            self.recording = self._script(manager)
             status = manager.status(self.run_id) or {}
-            first = min((event.t for event in self.recording), default=0.0)
-            self.origin = status.get("started") or first
+            self.origin = status.get("started") or min((event.t for event in self.recording), default=0.0)
             self.began, self.state = self.clock(), RUNNING
         elapsed = (self.clock() - self.began) * self.speed
-        due = [event for event in self.recording[self.cursor:] if event.t - self.origin <= elapsed]
+        due = list(itertools.takewhile(lambda event: event.t - self.origin <= elapsed, self.recording[self.cursor:]))
         self.cursor += len(due)
         self.fold(due)
         if self.cursor >= len(self.recording) and self.state == RUNNING:
             self.state = FINISHED  # a recording without a final state (a run that never ended)
         return self
+
+    def _script(self, manager: JobManager) -> list[Event]:
+        """The run's events in their order, each at the time it is to be shown: what came after the
+        last step (the result, the final state) right after it, not when the run was marked ended —
+        for a run interrupted by a restart, that is when the server came back, maybe hours later."""
+        events, _ = manager.events(self.run_id, 0)
+        last_step = max((event.t for event in events if event.kind in ("metrics", "samples")), default=None)
+        if last_step is None:
+            return events
+        return [replace(event, t=min(event.t, last_step)) if event.kind in ("result", "state") else event
+                for event in events]

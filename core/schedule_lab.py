@@ -296,6 +296,16 @@ def _check_batch_size(batch_size) -> None:
                         batch=batch_size, max=mnist_lab.MAX_BATCH)
 
 
+def size_of(spec: ScheduleSpec) -> str:
+    """The MNIST size preset that this schedule's epochs over its digits amount to."""
+    epochs = sum(phase.epochs for phase in phases_from_rows(list(spec.phases)))
+    return mnist_lab.size_of(spec.arch, epochs, spec.n_train)
+
+
+def size_of_values(values: dict) -> str:
+    return size_of(spec_from_dict(values))
+
+
 def validate(spec: ScheduleSpec) -> ScheduleSpec:
     if spec.arch not in REGISTRY:
         raise UserError("mnist.bad_arch", "Unknown architecture {arch}.", arch=spec.arch)

@@ -2,7 +2,7 @@
 import streamlit as st
 
 from core.labs import LABS, lab_of_kind
-from ui.common import device_line, job_manager, open_run, tr
+from ui.common import device_line, job_manager, open_run, share_link, tr
 
 
 def pinned_runs() -> None:
@@ -39,3 +39,5 @@ for i, lab in enumerate(LABS):
             st.page_link(lab.page, label=tr("home.open"), icon="▶️")
         else:
             st.caption(tr("home.not_built"))
+
+share_link("")

@@ -8,7 +8,7 @@ from core.classroom import SIZES, Limits
 from core.errors import UserError
 from core.labs import lab_of_kind
 from ui.common import (PASSWORD_VARIABLE, is_instructor, job_manager, open_run, password_gate, session_id,
-                       show_user_error, tr)
+                       share_link, show_user_error, tr)
 
 manager = job_manager()
 REPLAY_SPEEDS = (1.0, 2.0, 5.0, 10.0, 20.0)
@@ -20,7 +20,7 @@ def unlock_form() -> None:
         if not st.form_submit_button(tr("teach.unlock"), type="primary", key="teach_unlock_button"):
             return
     try:
-        right = password_gate().check(password, [session_id(), st.context.ip_address or ""])
+        right = password_gate().check(password, [session_id()])
     except UserError as error:
         show_user_error(error)
         return
@@ -136,6 +136,7 @@ def pins_panel() -> None:
 
 st.title(tr("teach.title"))
 st.write(tr("teach.intro"))
+share_link("instructor")
 if not password_gate().configured:
     st.info(tr("teach.off", variable=PASSWORD_VARIABLE), icon="🔒")
     st.stop()

@@ -14,8 +14,8 @@ from core.snippets import schedule_snippet
 from core.viz import FINDER_LABEL_KEYS, SCHEDULE_LABEL_KEYS, lr_finder_figure, schedule_figure
 from core.run_view import MAX_REPLAY_SPEED
 from ui.common import (cached_run_view, job_manager, mirror_to_link, page_header, replay_from_link, replay_speed,
-                       run_from_link, share_link, show_run_state, show_user_error, submit, tr, train_and_cancel,
-                       visible_runs)
+                       run_from_link, share_link, show_refusal, show_run_state, show_user_error, submit, tr,
+                       train_and_cancel, visible_runs)
 
 RUN_ID = re.compile(r"[0-9a-f]{10}")
 
@@ -292,7 +292,9 @@ with finder_settings:
         except UserError as error:
             show_user_error(error)
         else:
-            submit("sched_finder_id", lab.FINDER_KIND, finder_spec.to_dict())
+            if submit("sched_finder_id", lab.FINDER_KIND, finder_spec.to_dict()):
+                st.rerun()
+    show_refusal("sched_finder_id")
 
 
 @st.fragment(run_every=0.5 if finding else None)

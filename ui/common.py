@@ -1,7 +1,11 @@
 """Streamlit glue shared by the pages: the job manager, the language, messages, who is the instructor."""
 from __future__ import annotations
 
+import functools
+import gc
+import importlib
 import os
+import threading
 import uuid
 from typing import Any, Callable
 from urllib.parse import urlencode
@@ -15,7 +19,7 @@ from core.controls import Control, read_query, to_query
 from core.errors import UserError
 from core.i18n import DEFAULT_LANGUAGE, LANGUAGES, duration, ordinal, t, t_message
 from core.jobs import WARMED_UP, JobManager
-from core.labs import RUNNERS, Lab
+from core.labs import RUNNERS, SIZERS, Lab
 from core.ray_worker import manager_for_ray, ray_settings_from_env
 from core.run_view import ReplayView, RunView
 from core.runs import RunStore
@@ -28,15 +32,41 @@ PASSWORD_VARIABLE = "PLAYGROUND_INSTRUCTOR_PASSWORD"
 torch.set_num_threads(1)
 
 
-@st.cache_resource(show_spinner=False)
+def process_wide(build: Callable[[], Any]) -> Callable[[], Any]:
+    """``build()`` once per server process, shared by every session. Not st.cache_resource: any
+    browser can send Streamlit's "clear cache" message, which would start a second job manager
+    (marking live runs interrupted) and forget every wrong password. ``.clear()`` is for tests."""
+    lock, built = threading.Lock(), []
+
+    def get():
+        with lock:
+            if not built:
+                built.append(build())
+            return built[0]
+
+    get.clear = built.clear
+    return functools.wraps(build)(get)
+
+
+@process_wide
 def job_manager() -> JobManager:
     """One per server process, shared by every browser session (its worker warms up at once):
     runs train on the Ray cluster that PLAYGROUND_RAY_ADDRESS names, else in a local worker process.
     A PLAYGROUND_RAY_* variable that makes no sense raises ValueError saying what to set."""
     settings = ray_settings_from_env()
     if settings is not None:
-        return manager_for_ray(RunStore(), RUNNERS, settings)
-    return JobManager(RunStore(), RUNNERS)
+        return manager_for_ray(RunStore(), RUNNERS, settings, sizers=SIZERS)
+    return JobManager(RunStore(), RUNNERS, sizers=SIZERS)
+
+
+@process_wide
+def settle_imports() -> None:
+    """Import what the labs' pages run on (torch, torchvision, plotly), then move every object alive
+    to the collector's permanent generation: with some 400,000 objects from those libraries, each of
+    Python's full collections would otherwise hold the GIL for 0.2-0.35 s, and every session waits."""
+    for module in {path.split(":")[0] for path in RUNNERS.values()} | {"core.viz", "core.summary", "core.snippets"}:
+        importlib.import_module(module)
+    gc.freeze()
 
 
 def instructor_password() -> str | None:
@@ -50,7 +80,7 @@ def instructor_password() -> str | None:
         return None
 
 
-@st.cache_resource(show_spinner=False)
+@process_wide
 def password_gate() -> PasswordGate:
     """One per server process, so that wrong guesses count across every session."""
     return PasswordGate(instructor_password())
@@ -202,16 +232,18 @@ def open_run(lab: Lab, run_id: str, speed: float | None = None) -> None:
     not this browser has visited that lab before."""
     st.session_state[f"{lab.prefix}_run_id"] = run_id
     st.session_state[f"{lab.prefix}_replay"] = (run_id, speed) if speed else None
+    if speed:  # a replay watched before starts again from its beginning
+        st.session_state.get(f"{lab.prefix}_views", {}).pop(f"{run_id}@{speed:g}x", None)
     st.switch_page(lab.page, query_params={"run": run_id, **({"replay": f"{speed:g}"} if speed else {})})
 
 
 def share_link(url_path: str) -> None:
     """"Link to this setup" in the sidebar: the address that reproduces the page as it is now.
     Call it after ``mirror_to_link``, so that the link holds this run's settings."""
-    base = (st.context.url or "").rstrip("/")
+    address = st.context.url or f"/{url_path}"  # the browser's address, this page's path included
     query = urlencode(st.query_params.to_dict())
     with st.sidebar.expander(tr("share.title"), icon="🔗"):
-        st.code(f"{base}/{url_path}" + (f"?{query}" if query else ""), language=None, wrap_lines=True)
+        st.code(address + (f"?{query}" if query else ""), language=None, wrap_lines=True)
         st.caption(tr("share.help"))
 
 
@@ -233,23 +265,33 @@ def train_and_cancel(prefix: str, kind: str, spec, train_label: str, estimate: f
     current = st.session_state.get(f"{prefix}_run_id")
     watching = current is not None and cached_run_view(prefix, current).active  # maybe someone else's shared run
     mine = watching and current in manager.active_runs(session_id())
-    if st.button(train_label, type="primary", disabled=spec is None or mine, width="stretch", key=f"{prefix}_train"):
-        submit(f"{prefix}_run_id", kind, spec.to_dict(), estimate)
+    # Submitted in the click's callback, before the page runs: the page then draws the new run at
+    # once, in one run instead of two (with a class pressing Train together, that halves the wait).
+    st.button(train_label, type="primary", disabled=spec is None or mine, width="stretch", key=f"{prefix}_train",
+              on_click=submit, args=(f"{prefix}_run_id", kind, spec.to_dict() if spec else None, estimate))
+    show_refusal(f"{prefix}_run_id")
     if st.button(tr("mnist.cancel"), disabled=not mine, width="stretch", key=f"{prefix}_cancel"):
         manager.cancel(current, session_id())
         st.toast(tr("mnist.cancel_sent"))
     return watching
 
 
-def submit(run_key: str, kind: str, spec: dict, estimate: float | None = None) -> None:
-    """Queue a run for this browser and show it (its id under ``run_key``), or say why it cannot start."""
+def submit(run_key: str, kind: str, spec: dict, estimate: float | None = None) -> bool:
+    """Queue a run for this browser (its id goes under ``run_key``); False when the server refused
+    it, whose reason ``show_refusal(run_key)`` then shows. Usable as a button's callback."""
     try:
         st.session_state[run_key] = job_manager().submit(
             kind, spec, session_id(), estimate=estimate, privileged=is_instructor())
     except UserError as error:
+        st.session_state[f"{run_key}_refused"] = error
+        return False
+    return True
+
+
+def show_refusal(run_key: str) -> None:
+    """Why the server refused the last run sent for ``run_key``, once."""
+    if (error := st.session_state.pop(f"{run_key}_refused", None)) is not None:
         show_user_error(error)
-        return
-    st.rerun()
 
 
 def epoch_progress(latest: dict) -> str:
@@ -282,11 +324,12 @@ def show_run_state(view: RunView, progress_text: Callable[[dict], str],
     elif state == "failed":
         st.error(t_message(view.message or status.get("message"), language()), icon="💥")
     elif state == "cancelled" and (view.message or status.get("message")):
-        st.warning(t_message(view.message or status.get("message"), language()), icon="⏱️")  # stopped by a limit
+        st.warning(t_message(view.message or status.get("message"), language()), icon="⏹️")  # by a limit or the instructor
     elif state in ("cancelled", "interrupted"):
         st.warning(tr(f"state_note.{state}"), icon="⏹️")
         if state == "interrupted" and run_key and st.button(tr("run.again"), key=f"{run_key}_again_{view.run_id}"):
             submit(run_key, status["kind"], status["spec"], status.get("estimate"))
+            st.rerun()  # the whole page (this may be a fragment): its Train, Cancel and live panel follow the new run
     return status
 
 

@@ -14,5 +14,6 @@ def run_store(tmp_path_factory):
     from ui.common import job_manager
 
     job_manager().shutdown()
+    job_manager.clear()
     st.cache_resource.clear()
     mp.undo()

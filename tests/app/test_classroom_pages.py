@@ -58,6 +58,12 @@ def test_the_instructor_closes_the_lecture_size_and_a_student_is_told_what_to_pi
     assert "allows only the quick, demo size" in " ".join(texts(student.error))
     assert student.session_state["mnist_run_id"] is None
 
+    job_manager().set_limits(Limits(sizes=("quick",)))
+    sly = open_page(MNIST_PAGE, preset="quick", epochs="3", n_train="60000")  # a "quick" run with the demo's work
+    click(sly, "▶")
+    assert "allows only the quick size" in " ".join(texts(sly.error))
+    assert sly.session_state["mnist_run_id"] is None
+
 
 def listed_runs(app: AppTest) -> list[str]:
     """The run ids in the lab's "all runs" table."""
@@ -115,3 +121,19 @@ def test_a_run_waiting_in_the_queue_says_its_place_and_the_wait():
         if app.session_state["mnist_run_id"]:
             manager.cancel(app.session_state["mnist_run_id"], app.session_state["session_id"])
     wait_until_done(app)
+
+
+def test_a_run_interrupted_by_a_restart_can_be_run_again_from_its_spec():
+    store = job_manager().store
+    spec = {"arch": "basic_cnn", "preset": "quick", "epochs": 1, "max_lr": 0.1, "batch_size": 128,
+            "optimizer": "sgd", "n_train": 600, "seed": 0}
+    store.add_run("1a2b3c4d5e", "s-before-restart", "mnist", spec, created=1.0)
+    store.set_state("1a2b3c4d5e", "interrupted", {"key": "run.interrupted"}, finished=2.0)  # as a restart leaves it
+    app = open_page(MNIST_PAGE, run="1a2b3c4d5e")
+    assert any("Interrupted" in text for text in texts(app.warning))
+    click(app, "Run it again")
+    again = app.session_state["mnist_run_id"]
+    assert again != "1a2b3c4d5e"
+    assert job_manager().status(again)["spec"] == spec
+    wait_until_done(app)
+    assert job_manager().status(again)["state"] == "finished"

@@ -18,10 +18,10 @@ from core.runs import RunStore
 
 
 @contextlib.contextmanager
-def started_manager(db_path, runners):
+def started_manager(db_path, runners, **options):
     """A job manager on its own store, shut down (workers stopped) afterwards."""
     store = RunStore(db_path)
-    manager = JobManager(store, runners)
+    manager = JobManager(store, runners, **options)
     try:
         yield manager
     finally:

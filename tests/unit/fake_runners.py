@@ -74,6 +74,13 @@ def memory_now(spec: dict, context) -> None:
     context.emit("result", {"resident_mb": resident_mb(), "pid": os.getpid()})
 
 
+def size_of_values(values: dict) -> str | None:
+    """The size preset a fake run stands for: whatever its spec says."""
+    return values.get("size")
+
+
+SIZERS = {"count": "tests.unit.fake_runners:size_of_values"}
+
 RUNNERS = {
     "hog": "tests.unit.fake_runners:memory_hog",
     "memory": "tests.unit.fake_runners:memory_now",

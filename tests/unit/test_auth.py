@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.auth import FREE_TRIES, SERVER_MAX_FAILURES, SERVER_WINDOW, PasswordGate
+from core.auth import FORGET_AFTER, FREE_TRIES, LONGEST_WAIT, SERVER_MAX_FAILURES, SERVER_WINDOW, PasswordGate
 from core.errors import UserError
 
 
@@ -56,12 +56,17 @@ def test_after_a_few_wrong_tries_the_sender_must_wait_longer_each_time(clock):
     assert gate.check("secret", ["s1"]) is True
 
 
-def test_a_new_session_from_the_same_address_still_waits(clock):
+def test_the_wait_stops_growing_at_a_minute_and_is_forgotten_after_a_quiet_quarter_hour(clock):
     gate = PasswordGate("secret", clock)
-    for session in ("s1", "s2", "s3"):
-        gate.check("guess", [session, "10.0.0.7"])
-    with pytest.raises(UserError):
-        gate.check("secret", ["s4", "10.0.0.7"])
+    for _ in range(12):
+        clock.now += LONGEST_WAIT
+        gate.check("guess", ["s1"])
+    with pytest.raises(UserError) as caught:
+        gate.check("guess", ["s1"])
+    assert caught.value.params["seconds"] == pytest.approx(LONGEST_WAIT)  # not 2**10 s
+    clock.now += FORGET_AFTER + 1
+    assert gate.check("guess", ["s1"]) is False  # a fresh start: a free try, no wait afterwards
+    assert gate.check("secret", ["s1"]) is True
 
 
 def test_many_wrong_passwords_across_the_server_lock_everyone_out_for_a_while(clock):

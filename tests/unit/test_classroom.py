@@ -1,8 +1,11 @@
 """The classroom rules without a server: limits, the fair order of the queue, wait estimates."""
 from __future__ import annotations
 
+from dataclasses import asdict, replace
+
 import pytest
 
+from core import darknet_lab, mnist_lab, schedule_lab
 from core.classroom import Limits, service_order, wait_seconds
 from core.errors import UserError
 
@@ -71,10 +74,26 @@ def test_saved_limits_that_make_no_sense_fall_back_to_the_defaults():
 
 def test_a_size_the_instructor_closed_is_refused_with_the_sizes_that_are_open():
     limits = Limits(sizes=("quick", "demo"))
-    refusal = limits.refusal({"preset": "lecture"}, None)
+    refusal = limits.refusal("lecture", None)
     assert refusal.key == "jobs.size_not_allowed" and "quick, demo" in str(refusal)
-    assert limits.refusal({"preset": "demo"}, None) is None
-    assert limits.refusal({"preset": "one_cycle"}, None) is None  # a schedule's name, not a size
+    assert limits.refusal("demo", None) is None
+    assert limits.refusal(None, None) is None  # a run of a lab without sizes (the LR finder)
+
+
+def test_a_runs_size_is_its_work_not_its_label():
+    assert mnist_lab.size_of_values(asdict(mnist_lab.preset_spec("basic_cnn", "quick"))) == "quick"
+    assert mnist_lab.size_of("basic_cnn", epochs=1, n_train=60_000) == "demo"  # "quick", with all the digits
+    assert mnist_lab.size_of("basic_cnn", epochs=40, n_train=6_000) == "lecture"
+    assert mnist_lab.size_of("basic_cnn", epochs=1, n_train=6_000, preset="lecture") == "lecture"  # as labelled
+    assert mnist_lab.size_of("resnet_cnn", epochs=12, n_train=60_000) == "lecture"
+    for size in ("quick", "demo", "lecture"):
+        assert darknet_lab.size_of(darknet_lab.preset_spec(size)) == size
+    quick_with_the_lecture_model = replace(darknet_lab.preset_spec("quick"), blocks=(1, 2, 4, 6, 3), nf=32)
+    assert darknet_lab.size_of(quick_with_the_lecture_model) == "lecture"
+    one_cycle = schedule_lab.ScheduleSpec(phases=tuple(schedule_lab.preset_rows("one_cycle")), n_train=6_000)
+    assert schedule_lab.size_of_values(asdict(one_cycle)) in ("quick", "demo")
+    assert schedule_lab.size_of(replace(one_cycle, n_train=60_000, phases=tuple(
+        dict(row, epochs=10) for row in one_cycle.phases))) == "lecture"
 
 
 def test_a_run_expected_to_outlast_the_time_limit_is_refused_before_it_starts():

@@ -18,7 +18,7 @@ from core.errors import UserError
 from core.jobs import WARMED_UP, JobManager, QuotaExceeded
 from core.runs import RunStore
 from tests.unit.conftest import started_manager, wait_for
-from tests.unit.fake_runners import RUNNERS
+from tests.unit.fake_runners import RUNNERS, SIZERS
 
 TIMEOUT = 60  # seconds; generous, the first job of a worker also pays for importing torch
 
@@ -30,7 +30,7 @@ def db_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def manager(db_path):
-    with started_manager(db_path, RUNNERS) as manager:
+    with started_manager(db_path, RUNNERS, sizers=SIZERS) as manager:
         yield manager
 
 
@@ -207,6 +207,19 @@ def test_waiting_runs_start_in_turns_across_sessions_not_first_come_first_served
     assert started == [burst[0], late[0], late[1], burst[1], burst[2]]
 
 
+def test_a_new_session_takes_its_turn_at_the_end_of_the_round_not_ahead_of_everyone(manager):
+    f1 = manager.submit("count", LONG, "s-round-f")
+    wait_state(manager, f1, "running")
+    g1 = manager.submit("count", LONG, "s-round-g")
+    manager.cancel(f1, "s-round-f")
+    wait_state(manager, g1, "running")
+    f2 = manager.submit("count", {"steps": 1}, "s-round-f")  # F was served before G: F goes first
+    g2 = manager.submit("count", {"steps": 1}, "s-round-g")
+    e1 = manager.submit("count", {"steps": 1}, "s-round-e")  # a student who reloaded the page: a new session
+    assert [manager.status(r)["queue_position"] for r in (f2, e1, g2)] == [1, 2, 3]
+    manager.cancel(g1, "s-round-g")
+
+
 def test_a_burst_from_many_sessions_at_once_stays_within_the_limits(manager, classroom_limits):
     classroom_limits(queued_per_session=2, queued_total=25)
     blocker = block_the_device(manager)
@@ -250,13 +263,39 @@ def test_a_student_neither_lists_nor_cancels_another_students_run_but_the_instru
     assert wait_state(manager, mine, "cancelled", "finished", "failed")["state"] == "cancelled"
 
 
+def test_a_run_the_instructor_cancels_says_so_to_its_student(manager):
+    running = manager.submit("count", LONG, "s-pupil")
+    wait_state(manager, running, "running")
+    waiting = manager.submit("count", LONG, "s-pupil")
+    for run_id in (waiting, running):
+        assert manager.cancel(run_id, "s-teacher", privileged=True) is True
+        status = wait_state(manager, run_id, "cancelled", "finished", "failed")
+        assert status["state"] == "cancelled" and status["message"]["key"] == "run.cancelled_by_instructor"
+    own = manager.submit("count", LONG, "s-pupil")
+    manager.cancel(own, "s-pupil")
+    assert wait_state(manager, own, "cancelled")["message"] is None  # the student's own cancel needs no note
+
+
+def test_with_two_devices_a_student_still_trains_one_run_at_a_time(db_path):
+    with started_manager(db_path.with_name("two-devices.sqlite"), RUNNERS, devices=("gpu0", "gpu1")) as two:
+        first = two.submit("count", LONG, "s-eager")
+        second = two.submit("count", LONG, "s-eager")
+        wait_state(two, first, "running")
+        time.sleep(1.5)  # the other device is idle all along
+        assert two.status(second)["state"] == "queued"
+        other = two.submit("count", LONG, "s-patient")
+        wait_state(two, other, "running")  # another student gets the free device
+        two.cancel(first, "s-eager")
+        wait_state(two, second, "running")
+
+
 def test_the_instructor_is_outside_the_students_limits(manager, classroom_limits):
     classroom_limits(queued_per_session=1, sizes=("quick",))
     blocker = block_the_device(manager, "s-teacher")
     with pytest.raises(QuotaExceeded) as caught:
-        manager.submit("count", {"steps": 1, "preset": "lecture"}, "s-student")
+        manager.submit("count", {"steps": 1, "size": "lecture"}, "s-student")
     assert caught.value.key == "jobs.size_not_allowed"
-    extra = [manager.submit("count", {"steps": 1, "preset": "lecture"}, "s-teacher", privileged=True) for _ in range(3)]
+    extra = [manager.submit("count", {"steps": 1, "size": "lecture"}, "s-teacher", privileged=True) for _ in range(3)]
     with pytest.raises(QuotaExceeded):
         manager.submit("count", {"steps": 1}, "s-teacher")  # the same session, unprivileged: one may wait
     manager.cancel(blocker, "s-teacher")
@@ -274,9 +313,8 @@ def test_a_run_past_the_time_limit_is_stopped_with_a_message(manager, classroom_
 
 def test_limits_outlive_a_restart(manager, db_path, classroom_limits):
     classroom_limits(queued_per_session=5, max_run_minutes=3, sizes=("quick", "demo"))
-    restarted = JobManager(RunStore(db_path), RUNNERS, devices=())
-    assert restarted.limits == Limits(queued_per_session=5, max_run_minutes=3, sizes=("quick", "demo"))
-    restarted.shutdown()
+    with started_manager(db_path, RUNNERS, devices=()) as restarted:  # nothing is running: no run gets interrupted
+        assert restarted.limits == Limits(queued_per_session=5, max_run_minutes=3, sizes=("quick", "demo"))
 
 
 # ----- failures --------------------------------------------------------------------------

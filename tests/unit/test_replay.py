@@ -55,3 +55,32 @@ def test_a_faster_replay_shows_the_same_run_sooner(manager):
     clock.now += 6
     assert view.refresh(manager).state == "finished"
     assert view.frame().equals(RunView("recorded01").refresh(manager).frame())  # the same run, in the end
+
+
+def test_a_step_recorded_with_a_clock_a_little_behind_is_still_shown(manager):
+    store = manager.store
+    store.add_run("skewed0001", "s", "count", {}, created=995.0)
+    store.set_state("skewed0001", "running", started=1000.0)
+    times = [1010.0, 1025.0, 1020.0, 1030.0]  # step 2 came from a node whose clock was 5 s ahead
+    store.add_metrics("skewed0001", [(2 + i, t, {"step": i + 1}) for i, t in enumerate(times)])
+    store.set_state("skewed0001", "finished", finished=1031.0)
+    clock = Clock()
+    view = ReplayView("skewed0001", clock=clock).refresh(manager)
+    clock.now += 22
+    assert [row["step"] for row in view.refresh(manager).rows] == [1]  # step 2 is not due yet, so neither is 3
+    clock.now += 10
+    assert [row["step"] for row in view.refresh(manager).rows] == [1, 2, 3, 4]
+    assert view.state == "finished"
+
+
+def test_a_run_interrupted_by_a_restart_replays_to_its_last_step_and_ends_there(manager):
+    store = manager.store
+    store.add_run("interrupt1", "s", "count", {}, created=995.0)
+    store.set_state("interrupt1", "running", started=1000.0)
+    store.add_metrics("interrupt1", [(2, 1010.0, {"step": 1}), (3, 1020.0, {"step": 2})])
+    store.set_state("interrupt1", "interrupted", {"key": "run.interrupted"}, finished=1000.0 + 3 * 3600)
+    clock = Clock()
+    view = ReplayView("interrupt1", clock=clock).refresh(manager)
+    clock.now += 20
+    view.refresh(manager)
+    assert len(view.rows) == 2 and view.state == "interrupted"  # not "training" for three more hours
