@@ -91,7 +91,7 @@ def test_students_see_only_their_own_runs_and_the_instructor_cancels_one(class_s
     teacher.screenshot(path=str(artifacts / "classroom-instructor.png"))
     teacher.get_by_role("button", name=EN["teach.cancel"]).click()
 
-    expect(bob.get_by_text(EN["state_note.cancelled"])).to_be_visible(timeout=30_000)
+    expect(bob.get_by_text(EN["run.cancelled_by_instructor"])).to_be_visible(timeout=30_000)
     expect(alice.get_by_text(re.compile(r"Step \d+ of"))).to_be_visible()  # Alice's run goes on
     alice.get_by_role("button", name=EN["mnist.cancel"]).click()
     expect(alice.get_by_text(EN["state_note.cancelled"])).to_be_visible(timeout=30_000)
