@@ -3,13 +3,11 @@ Streamlit's own websocket protocol.
 
 Goal (issue "Classroom deployment"): with 30 concurrent sessions, p95 page response under 1 s,
 and under 50 MB of server memory per idle session, on the 2-core box.
-Measured on the quiet 2-core box: memory met (~0.1 MB per idle session, 150 sessions). Latency
-NOT met with the repository's config: p95 of full page runs 9.7 s (all 30 at once) and 8.3 s
-(arrivals spread over 10 s). Streamlit's runner.postScriptGC (default on) runs gc.collect(2)
-after every script run; with torch, torchvision and plotly loaded that is ~0.15 s of held GIL
-per page, 90% of a page's server CPU. With --option runner.postScriptGC=false: 1.73 s (all at
-once; 30 simultaneous Train presses) and 0.61 s (10 s ramp): met when arrivals are spread.
-Numbers and how to read them: bench/README.md.
+Measured on the quiet 2-core box (numbers and how to read them: bench/README.md): memory met,
+about 0.1 MB per idle session. p95 of full page runs 0.60 s when the 30 sessions arrive within
+10 s (--ramp 10: met) and 1.32 s when all 30 press Train at the same instant (not met: one
+Python process serves every session on one core's worth of GIL, and 30 Train presses of
+~50 ms each finish together).
 
 No browsers: 30 Chromiums on 2 cores would measure Chromium. Each session is a websocket to
 ``/_stcore/stream`` (subprotocol "streamlit") that speaks what the browser speaks: a BackMsg
