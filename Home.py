@@ -3,7 +3,7 @@ import streamlit as st
 
 from core.i18n import LANGUAGES
 from core.labs import LABS
-from ui.common import (device_line, job_manager, language, session_id, settle_imports, shared_server, tr,
+from ui.common import (device_line, is_instructor, job_manager, language, session_id, settle_imports, shared_server, tr,
                        wait_for_worker)
 
 st.set_page_config(page_title="fast.ai lesson playground", page_icon="🧪", layout="wide")
@@ -21,7 +21,7 @@ except ValueError as error:  # a deployment setting that makes no sense (PLAYGRO
 with st.sidebar:
     st.selectbox("Language · 语言", list(LANGUAGES), format_func=LANGUAGES.get, key="lang")
     st.caption(device_line())
-    if shared_server():
+    if shared_server() and not is_instructor():
         st.caption(tr("teach.you_are", id=session_id()[:6]))
     wait_for_worker()
 if language() != "en":

@@ -85,6 +85,12 @@ class ReplayView(RunView):
             self.state = FINISHED  # a recording without a final state (a run that never ended)
         return self
 
+    def fold(self, events: list[Event]) -> None:
+        """As for a live run, with the time left shortened by the replay's speed."""
+        super().fold([replace(event, data={**event.data, "eta": event.data["eta"] / self.speed})
+                      if event.kind == "metrics" and isinstance(event.data.get("eta"), (int, float)) else event
+                      for event in events])
+
     def _script(self, manager: JobManager) -> list[Event]:
         """The run's events in their order, each at the time it is to be shown: what came after the
         last step (the result, the final state) right after it, not when the run was marked ended —

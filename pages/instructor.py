@@ -103,7 +103,7 @@ def runs_panel() -> None:
         tr("runs.when"): pd.to_datetime(run["created"], unit="s").strftime("%Y-%m-%d %H:%M"),
         tr("runs.state"): tr(f"state.{run['state']}"),
         tr("runs.accuracy"): f"{run['result']['accuracy']:.2%}" if (run["result"] or {}).get("accuracy") else "",
-    } for run in runs]), hide_index=True, width="stretch", height=6 * 35 + 3)
+    } for run in runs]), hide_index=True, width="stretch", height=(min(len(runs), 6) + 1) * 35 + 3)
     labels = {run["id"]: f"{run['id']} · {describe(run)} · {tr('state.' + run['state'])}" for run in runs}
     run_id = st.selectbox(tr("teach.pick_run"), list(labels), format_func=labels.get, key="teach_run")
     speed = st.select_slider(tr("teach.speed"), REPLAY_SPEEDS, value=2.0, format_func=lambda s: f"{s:g}×",

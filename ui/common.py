@@ -15,6 +15,7 @@ import streamlit as st
 import torch
 
 from core.auth import PasswordGate
+from core.classroom import SIZES
 from core.controls import Control, read_query, to_query
 from core.errors import UserError
 from core.i18n import DEFAULT_LANGUAGE, LANGUAGES, duration, ordinal, t, t_message
@@ -120,7 +121,15 @@ def session_id() -> str:
 
 
 def show_user_error(error: UserError) -> None:
-    st.error(tr(error.key, **error.params), icon="✋")
+    st.error(tr(error.key, **{name: sizes_in_words(value) for name, value in error.params.items()}), icon="✋")
+
+
+def sizes_in_words(value: Any) -> Any:
+    """A message's list of size presets ("quick, demo") as the size buttons name them; anything else as it is."""
+    names = str(value).split(", ")
+    if not all(name in SIZES for name in names):
+        return value
+    return tr("list.separator").join(tr(f"preset.{name}") for name in names)
 
 
 def checked(build_spec: Callable[[], Any]) -> Any | None:

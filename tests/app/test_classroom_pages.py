@@ -55,13 +55,13 @@ def test_the_instructor_closes_the_lecture_size_and_a_student_is_told_what_to_pi
     student = open_page(MNIST_PAGE)
     student.radio(key="mnist_preset").set_value("lecture").run()
     click(student, "▶")
-    assert "allows only the quick, demo size" in " ".join(texts(student.error))
+    assert "allows only the Quick, Demo size" in " ".join(texts(student.error))
     assert student.session_state["mnist_run_id"] is None
 
     job_manager().set_limits(Limits(sizes=("quick",)))
     sly = open_page(MNIST_PAGE, preset="quick", epochs="3", n_train="60000")  # a "quick" run with the demo's work
     click(sly, "▶")
-    assert "allows only the quick size" in " ".join(texts(sly.error))
+    assert "allows only the Quick size" in " ".join(texts(sly.error))
     assert sly.session_state["mnist_run_id"] is None
 
 

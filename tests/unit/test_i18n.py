@@ -126,6 +126,7 @@ CHINESE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 NOT_CHINESE = {
     "device.gpu",  # "GPU：{name}"
     "dark.channels_last",  # torch's name for the memory layout, as in the code students copy
+    "list.separator",  # "、": Chinese punctuation, no characters
 }
 TECHNICAL_NAMES = (
     "MNIST", "CNN", "ResNet", "DenseNet", "BatchNorm", "ResBlock", "conv_layer", "SGD", "SGDR",

@@ -84,3 +84,11 @@ def test_a_run_interrupted_by_a_restart_replays_to_its_last_step_and_ends_there(
     clock.now += 20
     view.refresh(manager)
     assert len(view.rows) == 2 and view.state == "interrupted"  # not "training" for three more hours
+
+
+def test_a_faster_replay_says_the_time_left_at_its_own_pace(manager):
+    manager.store.add_metrics("recorded01", [(7, 1041.0, {"step": 5, "total_steps": 5, "eta": 40.0})])
+    clock = Clock()
+    view = ReplayView("recorded01", speed=4, clock=clock).refresh(manager)
+    clock.now += 100
+    assert view.refresh(manager).latest["eta"] == pytest.approx(10.0)
