@@ -40,6 +40,16 @@ def wait_for(predicate, what: str, timeout: float = 60.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+class FakeClock:
+    """A clock that moves only when a test says so: ``clock.now += seconds``."""
+
+    def __init__(self, now: float = 1000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class RecordingContext:
     """What a runner sees of the job manager, for calling a runner directly: emitted events are
     kept in a list, and Cancel is never pressed."""

@@ -5,19 +5,12 @@ import pytest
 
 from core.auth import FORGET_AFTER, FREE_TRIES, LONGEST_WAIT, SERVER_MAX_FAILURES, SERVER_WINDOW, PasswordGate
 from core.errors import UserError
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.conftest import FakeClock
 
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return FakeClock()
 
 
 @pytest.mark.parametrize("password", [None, ""])

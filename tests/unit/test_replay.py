@@ -6,14 +6,7 @@ import pytest
 from core.jobs import JobManager
 from core.run_view import ReplayView, RunView
 from core.runs import RunStore
-
-
-class Clock:
-    def __init__(self):
-        self.now = 50.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.conftest import FakeClock
 
 
 @pytest.fixture
@@ -33,7 +26,7 @@ def manager(tmp_path):
 
 
 def test_a_replay_shows_the_run_at_its_recorded_pace(manager):
-    clock = Clock()
+    clock = FakeClock()
     view = ReplayView("recorded01", clock=clock).refresh(manager)
     assert view.active and view.rows == []  # it starts as a run that just started
     clock.now += 10
@@ -48,7 +41,7 @@ def test_a_replay_shows_the_run_at_its_recorded_pace(manager):
 
 
 def test_a_faster_replay_shows_the_same_run_sooner(manager):
-    clock = Clock()
+    clock = FakeClock()
     view = ReplayView("recorded01", speed=4, clock=clock).refresh(manager)
     clock.now += 5  # 20 recorded seconds
     assert [row["step"] for row in view.refresh(manager).rows] == [1, 2]
@@ -64,7 +57,7 @@ def test_a_step_recorded_with_a_clock_a_little_behind_is_still_shown(manager):
     times = [1010.0, 1025.0, 1020.0, 1030.0]  # step 2 came from a node whose clock was 5 s ahead
     store.add_metrics("skewed0001", [(2 + i, t, {"step": i + 1}) for i, t in enumerate(times)])
     store.set_state("skewed0001", "finished", finished=1031.0)
-    clock = Clock()
+    clock = FakeClock()
     view = ReplayView("skewed0001", clock=clock).refresh(manager)
     clock.now += 22
     assert [row["step"] for row in view.refresh(manager).rows] == [1]  # step 2 is not due yet, so neither is 3
@@ -79,7 +72,7 @@ def test_a_run_interrupted_by_a_restart_replays_to_its_last_step_and_ends_there(
     store.set_state("interrupt1", "running", started=1000.0)
     store.add_metrics("interrupt1", [(2, 1010.0, {"step": 1}), (3, 1020.0, {"step": 2})])
     store.set_state("interrupt1", "interrupted", {"key": "run.interrupted"}, finished=1000.0 + 3 * 3600)
-    clock = Clock()
+    clock = FakeClock()
     view = ReplayView("interrupt1", clock=clock).refresh(manager)
     clock.now += 20
     view.refresh(manager)
@@ -88,7 +81,7 @@ def test_a_run_interrupted_by_a_restart_replays_to_its_last_step_and_ends_there(
 
 def test_a_faster_replay_says_the_time_left_at_its_own_pace(manager):
     manager.store.add_metrics("recorded01", [(7, 1041.0, {"step": 5, "total_steps": 5, "eta": 40.0})])
-    clock = Clock()
+    clock = FakeClock()
     view = ReplayView("recorded01", speed=4, clock=clock).refresh(manager)
     clock.now += 100
     assert view.refresh(manager).latest["eta"] == pytest.approx(10.0)
