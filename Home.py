@@ -3,8 +3,8 @@ import streamlit as st
 
 from core.i18n import LANGUAGES
 from core.labs import LABS
-from ui.common import (device_line, is_instructor, job_manager, language, session_id, settle_imports, shared_server, tr,
-                       wait_for_worker)
+from ui.common import (device_line, is_instructor, job_manager, language, remember_student, session_id, settle_imports,
+                       shared_server, tr, wait_for_worker)
 
 st.set_page_config(page_title="fast.ai lesson playground", page_icon="🧪", layout="wide")
 
@@ -23,6 +23,7 @@ with st.sidebar:
     st.caption(device_line())
     if shared_server() and not is_instructor():
         st.caption(tr("teach.you_are", id=session_id()[:6]))
+    remember_student()
     wait_for_worker()
 if language() != "en":
     st.query_params["lang"] = language()

@@ -5,6 +5,7 @@ import functools
 import gc
 import importlib
 import os
+import re
 import threading
 import uuid
 from typing import Any, Callable
@@ -113,11 +114,30 @@ def tr(key: str, **params) -> str:
     return t(key, language(), **params)
 
 
+STUDENT_COOKIE = "playground_student"
+STUDENT_ID = re.compile(r"[0-9a-f]{32}")
+REMEMBER_DAYS = 180
+
+
 def session_id() -> str:
-    """An id for this browser session: quotas and 'your runs' are per session."""
+    """Who this browser is, for quotas, turns in the queue and 'your runs': an id kept in a cookie,
+    so that a reload or a second tab is the same student (a new Streamlit session would otherwise
+    be a new student, with fresh limits and no way to cancel the run it started)."""
     if "session_id" not in st.session_state:
-        st.session_state.session_id = uuid.uuid4().hex
+        remembered = st.context.cookies.get(STUDENT_COOKIE)
+        known = isinstance(remembered, str) and STUDENT_ID.fullmatch(remembered)  # else a forged or foreign value
+        st.session_state.session_id = remembered if known else uuid.uuid4().hex
     return st.session_state.session_id
+
+
+def remember_student() -> None:
+    """Keep this browser's id in its cookie (Streamlit can read cookies, not set them). Drawn on every
+    run of a session that did not arrive with it: the cookies Streamlit reads are those of the session's start."""
+    if st.context.cookies.get(STUDENT_COOKIE) == session_id():
+        return
+    with st.sidebar:
+        st.html(f"<script>document.cookie = '{STUDENT_COOKIE}={session_id()}; path=/; "
+                f"max-age={REMEMBER_DAYS * 86400}; SameSite=Lax';</script>", unsafe_allow_javascript=True)
 
 
 def show_user_error(error: UserError) -> None:

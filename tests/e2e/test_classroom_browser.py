@@ -95,3 +95,19 @@ def test_students_see_only_their_own_runs_and_the_instructor_cancels_one(class_s
     expect(alice.get_by_text(re.compile(r"Step \d+ of"))).to_be_visible()  # Alice's run goes on
     alice.get_by_role("button", name=EN["mnist.cancel"]).click()
     expect(alice.get_by_text(EN["state_note.cancelled"])).to_be_visible(timeout=30_000)
+
+
+def test_a_reload_is_the_same_student(class_server, browser_page):
+    page = browser_page()
+    page.goto(class_server.url)
+    you_are = page.get_by_text(re.compile(r"you are student [0-9a-f]{6}"))
+    expect(you_are).to_be_visible()
+    before = you_are.inner_text()
+    page.wait_for_function("document.cookie.includes('playground_student=')")  # set once the page has drawn
+    assert re.search(r"student ([0-9a-f]{6})", before).group(1) in page.evaluate("document.cookie")
+    page.reload()
+    expect(you_are).to_be_visible()
+    assert you_are.inner_text() == before  # same limits, same turn in the queue, same runs to cancel
+    other = browser_page()  # another browser is another student
+    other.goto(class_server.url)
+    expect(other.get_by_text(re.compile(r"you are student [0-9a-f]{6}"))).not_to_have_text(before)
