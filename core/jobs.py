@@ -107,6 +107,13 @@ class RunContext:
 Runner = Callable[[dict, RunContext], None]
 
 
+def resolve(path: str) -> Callable:
+    """The function a ``"module:function"`` name stands for (runners and sizers are named so, so
+    that a worker process or a Ray actor can import them)."""
+    module_name, function_name = path.split(":")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
 LIMITS_SETTING = "limits"
 
 
@@ -195,8 +202,7 @@ class JobManager:
         """The size preset a run's work amounts to (whatever its label says), for the size limit."""
         if kind not in self.sizers:
             return None
-        module, function = self.sizers[kind].split(":")
-        return getattr(importlib.import_module(module), function)(spec)
+        return resolve(self.sizers[kind])(spec)
 
     def set_limits(self, limits: Limits) -> None:
         """New limits for the runs sent from now on (and the longest-run limit for those training);

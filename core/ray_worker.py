@@ -14,9 +14,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from core.jobs import REPO_ROOT, JobManager, RunContext
+from core.jobs import REPO_ROOT, JobManager, RunContext, resolve
 from core.runs import RunStore
-from core.worker import _resolve, run_one, warm_up_infos
+from core.worker import run_one, warm_up_infos
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ class _JobActor:
     GROUPS = {"control": 1, "outbox": 1}
 
     def __init__(self, runners: Mapping[str, str]):
-        self._runners = {kind: _resolve(path) for kind, path in runners.items()}
+        self._runners = {kind: resolve(path) for kind, path in runners.items()}
         self._mailbox = _Mailbox()
 
     def warm_up(self) -> None:

@@ -6,7 +6,6 @@ reports events back over the socket ``FD``.
 """
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import sys
@@ -14,14 +13,14 @@ from multiprocessing.connection import Connection
 from typing import Iterable, Iterator
 
 from core.errors import RunCancelled, UserError
-from core.jobs import CANCELLED, FAILED, FINISHED, WARMED_UP, RunContext, Runner
+from core.jobs import CANCELLED, FAILED, FINISHED, WARMED_UP, RunContext, Runner, resolve
 
 log = logging.getLogger("core.worker")
 
 
 def main(fd: int, runners: dict[str, str]) -> None:
     connection = Connection(fd)
-    resolved = {kind: _resolve(path) for kind, path in runners.items()}
+    resolved = {kind: resolve(path) for kind, path in runners.items()}
     for info in warm_up_infos(resolved.values()):
         connection.send(("info", info))
     while True:
@@ -82,11 +81,6 @@ def _is_cuda_out_of_memory(error: Exception) -> bool:
     import torch
 
     return isinstance(error, torch.OutOfMemoryError)
-
-
-def _resolve(path: str) -> Runner:
-    module_name, function_name = path.split(":")
-    return getattr(importlib.import_module(module_name), function_name)
 
 
 def _release_device_memory() -> None:
