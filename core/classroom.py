@@ -95,12 +95,15 @@ def service_order(queue: Iterable[tuple[str, str]], last_served: Mapping[str, fl
     return order
 
 
-def wait_seconds(ahead: Iterable[float], running_left: Iterable[float], devices: int) -> float:
-    """How long until a run starts that has runs of these durations ahead of it in the queue,
-    with runs needing ``running_left`` seconds more on ``devices`` devices (earliest free first)."""
+def start_times(durations: Iterable[float], running_left: Iterable[float], devices: int) -> list[float]:
+    """In how many seconds each queued run starts, for runs of these durations in the order they
+    will start, with runs needing ``running_left`` seconds more on ``devices`` devices (each run
+    goes to the device free earliest)."""
     free_at = sorted(max(0.0, left) for left in running_left)[:devices]
     free_at += [0.0] * (devices - len(free_at))
     heapq.heapify(free_at)
-    for duration in ahead:
-        heapq.heappush(free_at, heapq.heappop(free_at) + duration)
-    return free_at[0]
+    starts = []
+    for duration in durations:
+        starts.append(heapq.heappop(free_at))
+        heapq.heappush(free_at, starts[-1] + duration)
+    return starts

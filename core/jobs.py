@@ -25,7 +25,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from core.classroom import DEFAULT_RUN_SECONDS, Limits, service_order, wait_seconds
+from core.classroom import DEFAULT_RUN_SECONDS, Limits, service_order, start_times
 from core.errors import QuotaExceeded
 from core.runs import RunStore
 
@@ -234,7 +234,7 @@ class JobManager:
         with self._lock:
             job = self._jobs.get(run_id)
             if job is not None:
-                return self._describe_locked(job, self._order_locked())
+                return self._describe_locked(job, self._waits_locked())
         run = self.store.get_run(run_id)
         if run is not None:
             run.update(queue_position=None, wait_seconds=None)
@@ -244,9 +244,9 @@ class JobManager:
         """Every run training or waiting, of every session, running ones first then in the order
         they will start: what the instructor sees."""
         with self._lock:
-            order = self._order_locked()
+            waits = self._waits_locked()
             running = [job for job in self._jobs.values() if job.state == RUNNING]
-            return [self._describe_locked(job, order) for job in running + [self._jobs[i] for i in order]]
+            return [self._describe_locked(job, waits) for job in running + [self._jobs[i] for i in waits]]
 
     def visible_runs(self, kind: str, session: str | None) -> list[dict[str, Any]]:
         """Stored runs of a kind, newest first, that ``session`` may list: its own and the pinned
@@ -262,20 +262,24 @@ class JobManager:
         running = Counter(job.session for job in self._jobs.values() if job.state == RUNNING and not job.privileged)
         return {session for session, count in running.items() if count >= self.limits.running_per_session}
 
-    def _describe_locked(self, job: Job, order: list[str]) -> dict[str, Any]:
-        position = order.index(job.id) + 1 if job.state == QUEUED else None
+    def _describe_locked(self, job: Job, waits: dict[str, tuple[int, float]]) -> dict[str, Any]:
+        """A run's status; ``waits`` (from ``_waits_locked``) gives its place and wait while it is queued."""
+        position, wait = waits.get(job.id, (None, None))
         return {
             "id": job.id, "session": job.session, "kind": job.kind, "spec": job.spec, "state": job.state,
             "message": job.message, "created": job.created, "started": job.started, "finished": job.finished,
             "estimate": job.estimate, "privileged": job.privileged, "queue_position": position,
-            "wait_seconds": self._wait_locked(order[:position - 1]) if position else None,
+            "wait_seconds": wait,
         }
 
-    def _wait_locked(self, ahead: list[str]) -> float:
+    def _waits_locked(self) -> dict[str, tuple[int, float]]:
+        """Every queued run, in the order they will start, with its place (from 1) and the seconds until it starts."""
         now = time.time()
         running_left = [self._expected_seconds(job) - (now - (job.started or now))
                         for job in self._jobs.values() if job.state == RUNNING]
-        return wait_seconds([self._expected_seconds(self._jobs[i]) for i in ahead], running_left, len(self.devices))
+        order = self._order_locked()
+        starts = start_times([self._expected_seconds(self._jobs[i]) for i in order], running_left, len(self.devices))
+        return {run_id: (place, start) for place, (run_id, start) in enumerate(zip(order, starts), start=1)}
 
     def _expected_seconds(self, job: Job) -> float:
         return job.estimate or self._seconds_taken.get(job.kind, DEFAULT_RUN_SECONDS)

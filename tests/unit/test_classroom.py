@@ -6,7 +6,7 @@ from dataclasses import asdict, replace
 import pytest
 
 from core import darknet_lab, mnist_lab, schedule_lab
-from core.classroom import Limits, service_order, wait_seconds
+from core.classroom import Limits, service_order, start_times
 from core.errors import UserError
 
 
@@ -33,15 +33,15 @@ def test_each_session_keeps_the_order_it_sent_its_runs_in():
 
 # ----- how long a waiting run waits ------------------------------------------------------------
 def test_the_wait_adds_up_the_runs_ahead_and_what_is_left_of_the_running_one():
-    assert wait_seconds([60, 30], [20], devices=1) == pytest.approx(110)
-    assert wait_seconds([], [], devices=1) == 0
-    assert wait_seconds([], [-5], devices=1) == 0  # a run taking longer than expected is about to end
+    assert start_times([60, 30, 10], [20], devices=1) == pytest.approx([20, 80, 110])
+    assert start_times([10], [], devices=1) == [0]
+    assert start_times([10], [-5], devices=1) == [0]  # a run taking longer than expected is about to end
 
 
 def test_two_devices_share_the_runs_ahead():
     # devices free at 10 s and 40 s: the 60 s run goes to the first (busy until 70 s), the next device is free at 40 s
-    assert wait_seconds([60], [10, 40], devices=2) == pytest.approx(40)
-    assert wait_seconds([60, 60], [], devices=2) == pytest.approx(60)
+    assert start_times([60, 10], [10, 40], devices=2)[-1] == pytest.approx(40)
+    assert start_times([60, 60, 10], [], devices=2)[-1] == pytest.approx(60)
 
 
 # ----- limits --------------------------------------------------------------------------------------
