@@ -8,7 +8,7 @@ from core.classroom import SIZES, Limits
 from core.errors import UserError
 from core.labs import lab_of_kind
 from ui.common import (PASSWORD_VARIABLE, is_instructor, job_manager, open_run, password_gate, session_id,
-                       share_link, show_user_error, tr)
+                       share_link, show_user_error, tr, when)
 
 manager = job_manager()
 REPLAY_SPEEDS = (1.0, 2.0, 5.0, 10.0, 20.0)
@@ -100,7 +100,7 @@ def runs_panel() -> None:
         return
     st.dataframe(pd.DataFrame([{
         tr("runs.id"): run["id"], tr("teach.who"): who(run["session"]), tr("teach.what"): describe(run),
-        tr("runs.when"): pd.to_datetime(run["created"], unit="s").strftime("%Y-%m-%d %H:%M"),
+        tr("runs.when"): when(run["created"]),
         tr("runs.state"): tr(f"state.{run['state']}"),
         tr("runs.accuracy"): f"{run['result']['accuracy']:.2%}" if (run["result"] or {}).get("accuracy") else "",
     } for run in runs]), hide_index=True, width="stretch", height=(min(len(runs), 6) + 1) * 35 + 3)

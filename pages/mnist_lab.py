@@ -15,7 +15,7 @@ from core.summary import layer_table
 from core.viz import confusion_figure, training_figure
 from ui.common import (cached_run_view, checked, epoch_progress, job_manager, mirror_to_link, page_header,
                        replay_speed, settings_from_link, share_link, show_run_state, tr, train_and_cancel,
-                       training_figure_labels, visible_runs)
+                       training_figure_labels, visible_runs, when)
 
 CONTROLS = (
     Control("arch", "basic_cnn", lab.ARCHITECTURES),
@@ -183,7 +183,7 @@ live_panel()
 with st.expander(tr("mnist.all_runs")):
     if all_runs:
         listing = pd.DataFrame([{
-            tr("runs.id"): run["id"], tr("runs.when"): pd.to_datetime(run["created"], unit="s").strftime("%Y-%m-%d %H:%M"),
+            tr("runs.id"): run["id"], tr("runs.when"): when(run["created"]),
             tr("runs.model"): tr("arch." + run["spec"]["arch"]), tr("runs.preset"): tr("preset." + run["spec"]["preset"]),
             tr("runs.epochs"): run["spec"]["epochs"], tr("runs.lr"): run["spec"]["max_lr"],
             tr("runs.state"): tr("state." + run["state"]),

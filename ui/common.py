@@ -238,10 +238,15 @@ def cached_run_view(prefix: str, run_id: str) -> RunView:
     date; a replay when the link asked to replay this run (``<prefix>_replay``: run id and speed)."""
     views = st.session_state.setdefault(f"{prefix}_views", {})
     replay_id, speed = st.session_state.get(f"{prefix}_replay") or (None, 0)
-    key = f"{run_id}@{speed:g}x" if run_id == replay_id else run_id
+    key = _replay_key(run_id, speed) if run_id == replay_id else run_id
     if key not in views:
         views[key] = ReplayView(run_id, speed=speed) if run_id == replay_id else RunView(run_id)
     return views[key].refresh(job_manager())
+
+
+def _replay_key(run_id: str, speed: float) -> str:
+    """Where ``cached_run_view`` keeps a replay's view, beside the run's own."""
+    return f"{run_id}@{speed:g}x"
 
 
 def replay_from_link(prefix: str, values: dict) -> None:
@@ -262,7 +267,7 @@ def open_run(lab: Lab, run_id: str, speed: float | None = None) -> None:
     st.session_state[f"{lab.prefix}_run_id"] = run_id
     st.session_state[f"{lab.prefix}_replay"] = (run_id, speed) if speed else None
     if speed:  # a replay watched before starts again from its beginning
-        st.session_state.get(f"{lab.prefix}_views", {}).pop(f"{run_id}@{speed:g}x", None)
+        st.session_state.get(f"{lab.prefix}_views", {}).pop(_replay_key(run_id, speed), None)
     st.switch_page(lab.page, query_params={"run": run_id, **({"replay": f"{speed:g}"} if speed else {})})
 
 
@@ -337,9 +342,9 @@ def show_run_state(view: RunView, progress_text: Callable[[dict], str],
     if status is None:
         st.warning(tr("mnist.unknown_run", run=view.run_id))
         return None
-    state, latest = view.state or status["state"], view.latest
+    state, latest, message = view.state or status["state"], view.latest, view.message or status.get("message")
     if isinstance(view, ReplayView):
-        st.caption(tr("replay.caption", speed=view.speed, when=_when(status.get("created"))), help=tr("replay.help"))
+        st.caption(tr("replay.caption", speed=view.speed, when=when(status.get("created"))), help=tr("replay.help"))
     if state == "queued":
         position = status.get("queue_position") or 1
         st.info(tr("state.queued_at", place=ordinal(position, language()),
@@ -351,9 +356,9 @@ def show_run_state(view: RunView, progress_text: Callable[[dict], str],
     elif state == "finished" and view.result:
         st.success(finished_text(view.result), icon="✅")
     elif state == "failed":
-        st.error(t_message(view.message or status.get("message"), language()), icon="💥")
-    elif state == "cancelled" and (view.message or status.get("message")):
-        st.warning(t_message(view.message or status.get("message"), language()), icon="⏹️")  # by a limit or the instructor
+        st.error(t_message(message, language()), icon="💥")
+    elif state == "cancelled" and message:
+        st.warning(t_message(message, language()), icon="⏹️")  # by a limit or the instructor
     elif state in ("cancelled", "interrupted"):
         st.warning(tr(f"state_note.{state}"), icon="⏹️")
         if state == "interrupted" and run_key and st.button(tr("run.again"), key=f"{run_key}_again_{view.run_id}"):
@@ -362,5 +367,6 @@ def show_run_state(view: RunView, progress_text: Callable[[dict], str],
     return status
 
 
-def _when(timestamp: float | None) -> str:
+def when(timestamp: float | None) -> str:
+    """A run's time as the run tables show it (UTC, to the minute)."""
     return pd.to_datetime(timestamp or 0, unit="s").strftime("%Y-%m-%d %H:%M")
