@@ -70,12 +70,15 @@ class TensorBatches:
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
-                 shuffle: bool, seed: int = 0):
+                 shuffle: bool, seed: int = 0, drop_last: bool = False):
         self.images, self.labels = images, labels
         self.batch_size, self.shuffle = batch_size, shuffle
+        self.drop_last = drop_last  # a compiled model would recompile for the short last batch
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
+        if self.drop_last:
+            return len(self.labels) // self.batch_size
         batches = math.ceil(len(self.labels) / self.batch_size)
         leftover_of_one = self.shuffle and len(self.labels) % self.batch_size == 1
         return batches - 1 if leftover_of_one else batches
@@ -86,6 +89,8 @@ class TensorBatches:
         order = order.to(self.images.device)
         for start in range(0, n, self.batch_size):
             index = order[start:start + self.batch_size]
+            if self.drop_last and len(index) < self.batch_size:
+                return
             if self.shuffle and len(index) == 1:
                 return  # BatchNorm cannot train on one item (it has no variance); skip that leftover
             yield self.images[index], self.labels[index]
@@ -114,6 +119,9 @@ class Learner:
         self.scaler = self.device.grad_scaler()
         self.epoch = self.step = self.total_steps = 0
         self.image_size: int | None = None  # progressive resizing: a callback may set it per phase
+        # A compiled twin of ``model`` for the training steps alone (same parameters); predictions
+        # use the eager model, so evaluation's other batch sizes compile no graphs of their own.
+        self.compiled_for_training: nn.Module | None = None
         self.loss = float("nan")
         self.metrics: dict[str, float] = {}  # what callbacks computed for the current step
 
@@ -150,8 +158,9 @@ class Learner:
         self.metrics = {}
         self("before_batch")
         images, labels = self.prepare_images(images), labels.to(self.device.device)
+        model = self.model if self.compiled_for_training is None else self.compiled_for_training
         with self.device.autocast():
-            loss = self.loss_fn(self.model(images), labels)
+            loss = self.loss_fn(model(images), labels)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)

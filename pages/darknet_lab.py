@@ -123,6 +123,7 @@ with facts_col:
         one.metric(tr("dark.parameters"), f"{facts['parameters']:,}")
         two.metric(tr("dark.macs"), f"{facts['macs'] / 1e6:,.1f} M")
         st.caption(tr("dark.facts_caption"))
+        st.caption(tr("dark.zero_init"))
     with st.expander(tr("dark.inception")):
         inception = inception_facts()
         st.write(tr("dark.inception_intro"))

@@ -129,16 +129,17 @@ def cifar_tensors(train: bool) -> CifarTensors:
 def random_crop_flip(images: torch.Tensor, padding: int = 4, generator: torch.Generator | None = None) -> torch.Tensor:
     """The lesson's augmentation on a whole batch where it lies (the GPU, when training there):
     pad by reflection (fastai 0.7's default), crop back to size at a random offset per image,
-    flip half of them left-right."""
+    flip half of them left-right. The random numbers are drawn on the images' device (give a
+    generator of that device): copying them from the CPU would make each step wait for the last."""
     n, _, height, width = images.shape
     padded = torch.nn.functional.pad(images, [padding] * 4, mode="reflect")
     device = images.device
-    top = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(device)
-    left = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(device)
+    top = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=device)
+    left = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=device)
     rows = (top[:, None] + torch.arange(height, device=device))[:, None, :, None]  # (N, 1, H, 1)
     cols = (left[:, None] + torch.arange(width, device=device))[:, None, None, :]  # (N, 1, 1, W)
     batch = torch.arange(n, device=device)[:, None, None, None]
     channel = torch.arange(images.shape[1], device=device)[None, :, None, None]
     cropped = padded[batch, channel, rows, cols]
-    flip = (torch.rand(n, generator=generator) < 0.5).to(device)
+    flip = torch.rand(n, generator=generator, device=device) < 0.5
     return torch.where(flip[:, None, None, None], cropped.flip(-1), cropped)

@@ -1,6 +1,7 @@
 """Darknet (Lesson 12), CIFAR-10 or its synthetic stand-in, the on-device augmentation, the runner."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -49,6 +50,36 @@ def test_the_residual_add_is_out_of_place_so_autograd_works():
     assert x.grad is not None and torch.isfinite(x.grad).all()
 
 
+def test_each_residual_layer_starts_as_the_identity():
+    x = torch.randn(2, 8, 4, 4)
+    assert torch.equal(ResLayer(8)(x), x)
+    assert not torch.allclose(ResLayer(8, zero_init=False)(x), x)
+
+
+def first_losses(model: nn.Module, steps: int = 3, batch: int = 64) -> list[float]:
+    """The lesson's optimizer at the lecture schedule's first learning rate (1.3 / 20)."""
+    pictures = cifar_tensors(True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.3 / 20, momentum=0.95, weight_decay=1e-4)
+    losses = []
+    for step in range(steps):
+        index = torch.arange(step * batch, (step + 1) * batch)
+        loss = nn.functional.cross_entropy(model(pictures.images[index]), pictures.labels[index])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def test_the_lecture_darknet_starts_training_where_todays_default_init_diverges():
+    torch.manual_seed(0)
+    shipped = first_losses(darknet())
+    assert shipped[-1] < shipped[0]
+    torch.manual_seed(0)
+    ones = first_losses(darknet(zero_init_residual=False))  # BatchNorm weights of 1 in every residual branch
+    assert ones[-1] > 5 * ones[0]
+
+
 def test_the_demo_preset_is_the_same_code_with_smaller_numbers():
     demo, lecture = lab.preset_spec("demo"), lab.preset_spec("lecture")
     assert type(darknet(demo.blocks, 10, demo.nf)) is type(darknet(lecture.blocks, 10, lecture.nf))
@@ -80,15 +111,19 @@ def test_offline_the_synthetic_set_loads_through_torchvisions_class():
     assert set(tensors.labels.tolist()) == set(range(10))
 
 
-def test_augmentation_keeps_shapes_and_each_picture_with_its_own_label():
-    images = torch.arange(4 * 3 * 8 * 8, dtype=torch.float32).view(4, 3, 8, 8)
-    out = random_crop_flip(images, padding=2, generator=torch.Generator().manual_seed(1))
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_augmentation_keeps_shapes_and_each_picture_with_its_own_label(device):
+    images = torch.arange(4 * 3 * 8 * 8, dtype=torch.float32, device=device).view(4, 3, 8, 8)
+    out = random_crop_flip(images, padding=2, generator=torch.Generator(device=device).manual_seed(1))
     assert out.shape == images.shape
     padded = torch.nn.functional.pad(images, [2] * 4, mode="reflect")  # fastai 0.7 padded by reflection
     for i in range(4):  # each output is a crop (maybe flipped) of the same index's input
         crops = [padded[i, :, top:top + 8, left:left + 8] for top in range(5) for left in range(5)]
         assert any(torch.equal(out[i], crop) or torch.equal(out[i], crop.flip(-1)) for crop in crops), i
-    labels = torch.arange(4)  # picture i is labelled i: after shuffling, each must still sit with its label
+    labels = torch.arange(4, device=device)  # picture i is labelled i: after shuffling, each must still sit with its label
     padded = torch.nn.functional.pad(images, [4] * 4, mode="reflect")  # the training batches pad by the lesson's 4 px
     for batch, batch_labels in lab.AugmentedBatches(images, labels, batch_size=2, shuffle=True, seed=0):
         for picture, label in zip(batch, batch_labels):
@@ -163,6 +198,18 @@ def test_the_estimate_scales_with_the_models_multiply_adds():
     assert demo > 0 and lecture / demo > 100  # ~8x the epochs and ~200x the multiply-adds
     assert demo == pytest.approx(1e-4 * 4 * (10_000 + (2_000 + 3 * 1_000) / 3))
     assert lab.estimate_seconds(lab.preset_spec("demo"), {}, 10_000, 2_000) is None
+
+
+def test_a_compiled_run_on_a_gpu_is_estimated_with_its_compiling_and_its_speed_up():
+    gpu = {"demo": 1e-5, "lecture": 4e-5}
+    lecture = lab.preset_spec("lecture")
+    compiled = lab.estimate_seconds(dataclasses.replace(lecture, compile_model=True), gpu, 50_000, 10_000)
+    eager = lab.estimate_seconds(lecture, gpu, 50_000, 10_000)
+    training = 4e-5 * 30 * 50_000
+    assert compiled - eager == pytest.approx(lab.COMPILE_SECONDS - training * (1 - 1 / lab.COMPILED_SPEED_UP))
+    cpu = {"demo": 1e-4}  # a CPU ignores the switch, and so does its estimate
+    assert lab.estimate_seconds(dataclasses.replace(lecture, compile_model=True), cpu, 10_000, 2_000) == \
+        lab.estimate_seconds(lecture, cpu, 10_000, 2_000)
 
 
 def test_the_facts_of_a_huge_model_come_at_once_without_its_memory():

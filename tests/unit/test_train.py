@@ -59,6 +59,11 @@ def test_tensor_batches_cover_every_digit_once_per_epoch():
     assert torch.equal(in_order, labels)
 
 
+def test_tensor_batches_can_leave_out_the_short_last_batch_for_a_compiled_model():
+    batches = TensorBatches(torch.zeros(10, 1, 1, 1), torch.arange(10), batch_size=4, shuffle=True, drop_last=True)
+    assert len(batches) == 2 and [len(y) for _, y in batches] == [4, 4]
+
+
 # ----- a real, short run -----------------------------------------------------------------
 def test_short_one_cycle_run_learns_to_read_digits(small):
     rows = []
@@ -120,6 +125,29 @@ def test_nan_guard_lets_a_sane_run_through(small):
     learner = make_learner(small, lr=0.05, n_train=640, callbacks=[OneCycle(0.05), NaNGuard()])
     learner.fit(1)
     assert learner.step == learner.total_steps
+
+
+def test_a_compiled_twin_trains_the_same_weights_and_predictions_use_the_eager_model(small):
+    learner = make_learner(small, n_train=640)
+    calls = {"twin": 0}
+
+    class Twin(torch.nn.Module):  # stands in for torch.compile's wrapper, which a CPU run never uses
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, images):
+            calls["twin"] += 1
+            return self.model(images)
+
+    learner.compiled_for_training = Twin(learner.model)
+    before = [p.detach().clone() for p in learner.model.parameters()]
+    learner.fit(1)
+    assert calls["twin"] == len(learner.train_data)
+    assert any(not torch.equal(a, b) for a, b in zip(before, learner.model.parameters()))  # the shared weights moved
+    _, valid = small
+    learner.predict(valid.images[:10])
+    assert calls["twin"] == len(learner.train_data)
 
 
 def test_nan_guard_catches_a_nan_loss():
