@@ -45,7 +45,7 @@ FINISHED_KEPT_IN_MEMORY = 16
 @dataclass
 class Event:
     seq: int
-    kind: str  # "state", "metrics", "samples" or "result"
+    kind: str  # "state", "metrics", "samples", "weights" or "result"
     data: dict
     t: float
 
@@ -293,6 +293,10 @@ class JobManager:
                 return new, cursor + len(new)
         return self._events_from_store(run_id, cursor)
 
+    def weights(self, run_id: str) -> bytes | None:
+        """The trained weights a run sent (a state dict in ``torch.save`` form), if it sent any."""
+        return self.store.weights(run_id)
+
     def active_runs(self, session: str | None = None) -> list[str]:
         with self._lock:
             return [
@@ -476,6 +480,8 @@ class _RunningJob:
                 self.flush()
         elif event.kind == "samples":
             self.store.save_sample(self.job.id, event.seq, event.t, event.data["png"], event.data.get("caption", ""))
+        elif event.kind == "weights":
+            self.store.save_weights(self.job.id, event.data["state"])
         elif event.kind == "result":
             self.store.set_result(self.job.id, event.data)
 

@@ -22,7 +22,7 @@ LABS = (
     Lab("style", 2, 13, None, "🎨"),
     Lab("gans", 2, 12, None, "🌀"),
     Lab("restoration", 1, 7, None, "🪄"),
-    Lab("rnn", 1, 7, None, "🔁"),
+    Lab("rnn", 1, 7, "pages/rnn_lab.py", "🔁", "rnn", ("rnn",)),
     Lab("bias", 2, 13, None, "⚖️"),
     Lab("darknet", 2, 12, "pages/darknet_lab.py", "🏎️", "dark", ("darknet",)),
 )
@@ -39,6 +39,7 @@ SIZERS = {
     "mnist": "core.mnist_lab:size_of_values",
     "schedule": "core.schedule_lab:size_of_values",
     "darknet": "core.darknet_lab:size_of_values",
+    "rnn": "core.rnn_lab:size_of_values",
 }
 
 # Spec kind -> "module:function" that a worker process imports to train it.
@@ -47,4 +48,5 @@ RUNNERS = {
     "schedule": "core.schedule_lab:run_schedule",
     "lr_finder": "core.schedule_lab:run_lr_finder",
     "darknet": "core.darknet_lab:run_darknet",
+    "rnn": "core.rnn_lab:run_rnn",
 }

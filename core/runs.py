@@ -1,4 +1,5 @@
-"""The run store: every run's spec, state, metrics, result and last sample grid, in SQLite.
+"""The run store: every run's spec, state, metrics, result, last sample grid and (for the labs that
+look inside a trained model) its weights, in SQLite.
 
 Finished runs outlive the server; a run that was queued or running when the server
 stopped is marked ``interrupted`` the next time the store is opened.
@@ -26,6 +27,9 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 CREATE TABLE IF NOT EXISTS samples (
     run_id TEXT PRIMARY KEY, seq INTEGER, t REAL, png BLOB, caption TEXT
+);
+CREATE TABLE IF NOT EXISTS weights (
+    run_id TEXT PRIMARY KEY, data BLOB
 );
 CREATE TABLE IF NOT EXISTS pins (
     run_id TEXT PRIMARY KEY, pinned REAL, replay_speed REAL
@@ -98,6 +102,16 @@ class RunStore:
                 "INSERT OR REPLACE INTO samples (run_id, seq, t, png, caption) VALUES (?, ?, ?, ?, ?)",
                 (run_id, seq, t, png, caption),
             )
+
+    def save_weights(self, run_id: str, data: bytes) -> None:
+        """Keep a run's trained weights (``torch.save`` bytes of a state dict; the last ones sent)."""
+        with self._lock, self._db:
+            self._db.execute("INSERT OR REPLACE INTO weights (run_id, data) VALUES (?, ?)", (run_id, data))
+
+    def weights(self, run_id: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute("SELECT data FROM weights WHERE run_id=?", (run_id,)).fetchone()
+        return row[0] if row else None
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         with self._lock:

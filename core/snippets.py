@@ -131,3 +131,31 @@ for phase in phases:
     done += n
 '''
 
+
+
+def rnn_snippet(model: str, epochs: int, max_lr: float, pct_start: float, bs: int, bptt: int, predicts_every_word: bool,
+                keeps_state: bool) -> str:
+    """Plain PyTorch that trains the same language model the same way (the model's own code is shown beside it)."""
+    loss = ("F.cross_entropy(model(x).flatten(0, 1), y.flatten())  # every word of the target"
+            if predicts_every_word else "F.cross_entropy(model(x), y[-1])  # the lesson's loss4: the last word only")
+    reset = "    model.reset()  # each epoch reads the stream from its top\n" if keeps_state else ""
+    return f'''import torch
+import torch.nn.functional as F
+
+# ids: the training text as word ids (one long tensor); cut into {bs} columns read top to bottom
+columns = ids[:len(ids) // {bs} * {bs}].view({bs}, -1).t()  # (rows, bs)
+n = len(columns) - 1  # the last row is only ever a target
+batches = [(columns[i:i + {bptt}][:n - i], columns[i + 1:i + 1 + {bptt}]) for i in range(0, n, {bptt})]
+
+model = {model}()
+optimizer = torch.optim.AdamW(model.parameters(), lr={max_lr:g}, betas=(0.9, 0.99), weight_decay=0.01)
+scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr={max_lr:g}, pct_start={pct_start:g},
+                                                total_steps={epochs} * len(batches))
+for epoch in range({epochs}):
+{reset}    for x, y in batches:  # x, y: ({bptt}, {bs}) word ids, y = x one word further on
+        loss = {loss}
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+'''

@@ -205,12 +205,12 @@ class OneCycle(Callback):
 
     order = -10
 
-    def __init__(self, max_lr: float):
-        self.max_lr = max_lr
+    def __init__(self, max_lr: float, pct_start: float = 0.3):
+        self.max_lr, self.pct_start = max_lr, pct_start
 
     def before_fit(self, learner: Learner) -> None:
         self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            learner.optimizer, max_lr=self.max_lr, total_steps=learner.total_steps
+            learner.optimizer, max_lr=self.max_lr, total_steps=learner.total_steps, pct_start=self.pct_start
         )
 
     def before_batch(self, learner: Learner) -> None:

@@ -20,7 +20,8 @@ def warm_up() -> dict:
 def count(spec: dict, context) -> None:
     """Emits spec['steps'] metrics events, checking for Cancel before each, then a sample and a result.
 
-    With spec['sample_first'] it also emits a sample grid before the first step, as run_mnist does.
+    With spec['sample_first'] it also emits a sample grid before the first step, as run_mnist does;
+    with spec['weights'] (a string), those bytes as the trained weights, as run_rnn does.
     """
     steps, pause = spec.get("steps", 5), spec.get("sleep", 0.01)
     if spec.get("sample_first"):
@@ -31,6 +32,8 @@ def count(spec: dict, context) -> None:
         context.emit("metrics", {"step": i + 1, "i": i, "pid": os.getpid()})
         time.sleep(pause)
     context.emit("samples", {"png": b"\x89PNG fake " + str(steps).encode(), "caption": f"after {steps}"})
+    if spec.get("weights"):
+        context.emit("weights", {"state": spec["weights"].encode()})
     context.emit("result", {"steps": steps, "pid": os.getpid()})
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from core import jobs, mnist_lab, schedule_lab
+from core import jobs, mnist_lab, rnn_lab, schedule_lab
 from core.schedules import OPTIMIZERS
 from core.viz import FINDER_LABEL_KEYS, SCHEDULE_LABEL_KEYS
 from ui.common import TRAINING_FIGURE_KEYS
@@ -27,6 +27,8 @@ from core.labs import LABS
 from core.models import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[2]
+RNN_TABS = ("data", "batches", "unroll", "train")  # pages/rnn_lab.py's TABS (a page cannot be imported here)
+RNN_COMPARISONS = ("written_out_vs_loop", "loop_vs_nn_rnn")  # core.rnn_explore.equivalence's rows
 
 
 def load_locale(language: str) -> dict[str, str]:
@@ -127,12 +129,13 @@ NOT_CHINESE = {
     "device.gpu",  # "GPU：{name}"
     "dark.channels_last",  # torch's name for the memory layout, as in the code students copy
     "list.separator",  # "、": Chinese punctuation, no characters
+    *(f"rnn.short.{model}" for model in rnn_lab.MODELS),  # "Model0": the lesson's names, on a chart's axis
 }
 TECHNICAL_NAMES = (
     "MNIST", "CNN", "ResNet", "DenseNet", "BatchNorm", "ResBlock", "conv_layer", "SGD", "SGDR",
     "Adam", "one-cycle", "learn.summary()", "GAN", "DCGAN", "WGAN", "CycleGAN", "U-Net", "Gram",
     "COMPAS", "CIFAR-10", "Darknet", "DAWNBench", "NaN", "GPU", "CPU", "PyTorch", "Model0", "Model5",
-    "fast.ai", "?run=<id>",
+    "fast.ai", "?run=<id>", "nn.RNN", "nn.GRU", "BatchNorm1d", "bptt", "xxbos",
 )
 
 
@@ -198,6 +201,15 @@ def dynamic_families() -> dict[str, tuple[str, ...]]:
         "decay.": schedule_lab.DECAYS,
         "sched.col.": schedule_lab.COLUMNS,
         "dark.inception_": ("stem", "block"),
+        "rnn.name.": rnn_lab.MODELS,
+        "rnn.short.": rnn_lab.MODELS,
+        "rnn.what.": rnn_lab.MODELS,
+        "rnn.tab.": RNN_TABS,
+        "rnn.same.": RNN_COMPARISONS,
+        "rnn.same_left.": RNN_COMPARISONS,
+        "rnn.same_right.": RNN_COMPARISONS,
+        "rnn.role.": ("i_h", "h_h", "h_o", "bn", "norm", "rnn"),  # the models' layer names
+        "rnn.": ("train", "valid"),  # rnn.train_text, rnn.valid_text
     }
 
 

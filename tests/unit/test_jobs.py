@@ -392,6 +392,23 @@ def test_a_finished_run_replays_from_the_store_after_a_restart(manager, db_path)
         store.close()
 
 
+def status_pid(manager, run_id) -> int:
+    return result_of(all_events(manager, run_id))["pid"]
+
+
+def test_the_weights_a_run_sends_are_kept_for_after_a_restart(manager, db_path):
+    run_id, status = run_to_end(manager, "count", {"steps": 1, "weights": "trained"}, "s-weights")
+    assert status["state"] == "finished"
+    other, _ = run_to_end(manager, "count", {"steps": 1}, "s-weights")
+    assert manager.weights(run_id) == b"trained" and manager.weights(other) is None
+    store = RunStore(db_path)  # as after a server restart
+    try:
+        assert store.weights(run_id) == b"trained"
+        assert store.get_run(run_id)["result"] == {"steps": 1, "pid": status_pid(manager, run_id)}  # lists stay light
+    finally:
+        store.close()
+
+
 def test_a_cursor_taken_live_still_reaches_the_end_once_the_run_left_memory(manager):
     run_id = manager.submit("count", {"steps": 3, "sleep": 0.3, "sample_first": True}, "s-page")
     wait_for(lambda: len(metrics_of(all_events(manager, run_id))) == 3, "three metrics")

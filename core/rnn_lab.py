@@ -1,0 +1,310 @@
+"""The RNN lab of Lesson 7: human numbers, Model0 to Model5, their presets, validation and runner."""
+from __future__ import annotations
+
+import io
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core import classroom, specs
+from core.data.human_numbers import load_ids, position_of
+from core.errors import UserError
+from core.models import LANGUAGE_MODELS
+from core.specs import spec_from_values
+from core.text.language_model import LanguageModelBatches
+from core.text.unrolling import Evaluating, next_word_guesses
+from core.train import CancelCheck, Callback, DeviceConfig, Learner, NaNGuard, OneCycle, Periodically, Reporter
+
+KIND = "rnn"
+MODELS = tuple(LANGUAGE_MODELS)
+PRESETS = ("quick", "demo", "lecture")
+LESSON_ACCURACY = {"model0": 0.462, "model1": 0.461, "model2": 0.408, "model3": 0.542, "model4": 0.577, "model5": 0.755}
+# The lesson's fit_one_cycle calls: (epochs, max_lr, pct_start). Model0 and Model1 read bptt 3 words
+# (max_len=0, p_bptt=1: no randomising), the others bptt 20 with the loader's randomised lengths.
+LECTURE = {"model0": (6, 1e-4, 0.3), "model1": (6, 1e-4, 0.3), "model2": (10, 1e-4, 0.1),
+           "model3": (20, 3e-3, 0.3), "model4": (20, 3e-3, 0.3), "model5": (10, 1e-2, 0.3)}
+# Shorter schedules that keep each model near the lesson's accuracy and their order (bench/rnn_models.py):
+# at the lesson's 1e-4, Model2 needs all 10 epochs; at 3e-4, 5 do. "quick" is a third of these.
+DEMO = {"model0": (3, 1e-4), "model1": (3, 1e-4), "model2": (5, 3e-4),
+        "model3": (10, 1e-2), "model4": (10, 3e-3), "model5": (5, 1e-2)}
+LESSON_BS, LESSON_NH = 64, 64
+WEIGHT_DECAY = 0.01  # fastai v1's default, decoupled (true_wd): AdamW
+MAX_EPOCHS, MAX_LR, MAX_BS, MAX_BPTT, MAX_NH = 100, 1.0, 512, 200, 512
+VALIDATIONS_PER_EPOCH = 4
+SAMPLE_EVERY_SECONDS = 2.0
+SAMPLE_FROM, SAMPLE_TOKENS = 8095, 36  # the strip of guesses: from "eight thousand ninety five" on
+
+
+@dataclass(frozen=True)
+class RnnSpec:
+    """Everything that defines a run; ``asdict`` of it is what the job manager stores."""
+
+    model: str = "model5"
+    preset: str = "demo"
+    epochs: int = 5
+    max_lr: float = 1e-2
+    pct_start: float = 0.3  # the share of the one-cycle spent warming up
+    bs: int = LESSON_BS
+    bptt: int = 20
+    randomise: bool = True  # the loader's randomised sequence lengths
+    nh: int = LESSON_NH
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def lesson_bptt(model: str) -> int:
+    return 3 if model in ("model0", "model1") else 20
+
+
+def preset_spec(model: str = "model5", preset: str = "demo") -> RnnSpec:
+    if model not in MODELS:
+        raise UserError("rnn.bad_model", "Unknown model {model}: choose one of model0 to model5.", model=model)
+    if preset not in PRESETS:
+        raise UserError("mnist.bad_preset", "Unknown preset {preset}.", preset=preset)
+    epochs, lr, pct_start = LECTURE[model]
+    if preset != "lecture":
+        epochs, lr = DEMO[model]
+        if preset == "quick":
+            epochs = max(1, epochs // 3)
+    bptt = lesson_bptt(model)
+    return RnnSpec(model, preset, epochs, lr, pct_start, bptt=bptt, randomise=bptt > 3)
+
+
+def validate(spec: RnnSpec) -> RnnSpec:
+    """The spec itself, or a UserError that says what to change."""
+    preset_spec(spec.model, spec.preset)
+    for name in ("epochs", "bs", "bptt", "nh", "seed"):
+        value = getattr(spec, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError("mnist.whole_number", "{name} must be a whole number (got {value}).", name=name, value=value)
+    for name in ("max_lr", "pct_start"):
+        value = getattr(spec, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise UserError("rnn.not_a_number", "{name} must be a number (got {value}).", name=name, value=value)
+    if not 0 < spec.max_lr <= MAX_LR:
+        raise UserError("rnn.lr_range", "The learning rate must be above 0 and at most {max:g}, such as 1e-2 "
+                        "(got {lr:g}).", lr=spec.max_lr, max=MAX_LR)
+    if not 0 < spec.pct_start < 1:
+        raise UserError("rnn.pct_range", "The warm-up share of the cycle must be between 0 and 1, such as 0.3 "
+                        "(got {pct:g}).", pct=spec.pct_start)
+    for name, value, low, high in (("epochs", spec.epochs, 1, MAX_EPOCHS), ("bs", spec.bs, 2, MAX_BS),
+                                   ("bptt", spec.bptt, 1, MAX_BPTT), ("nh", spec.nh, 2, MAX_NH),
+                                   ("seed", spec.seed, 0, 2**31 - 1)):
+        if not low <= value <= high:
+            raise UserError("rnn.range", "{name} must be between {low} and {high} (got {value}).",
+                            name=name, low=low, high=high, value=value)
+    if spec.model == "model0" and (spec.bptt != 3 or spec.randomise):
+        raise UserError("rnn.model0_reads_three", "Model0 reads exactly three words: set bptt to 3 and switch off "
+                        "the randomised lengths (Model1, the loop, reads any number).")
+    if spec.randomise and spec.bptt < 5:
+        raise UserError("rnn.randomise_short", "The loader's randomised lengths are at least 5 words: with a bptt of "
+                        "{bptt}, switch them off.", bptt=spec.bptt)
+    return spec
+
+
+def spec_from_dict(values: dict) -> RnnSpec:
+    return spec_from_values(RnnSpec, values, validate)
+
+
+def readable_runs(runs: list[dict]) -> list[dict]:
+    return specs.readable_runs(runs, spec_from_dict)
+
+
+def size_of_values(values: dict) -> str:
+    """Which size preset a run amounts to, for the instructor's size limit."""
+    spec = spec_from_dict(values)
+    presets = {size: preset_spec(spec.model, size) for size in PRESETS}
+    return classroom.size_of(work_words(spec), {size: work_words(p) for size, p in presets.items()}, spec.preset)
+
+
+# ----- training ----------------------------------------------------------------------------------------
+def scored(model: nn.Module, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scores, the words they should pick): every word of the target, or only the last one for the
+    models that predict once per sequence (the lesson's loss4 and acc4)."""
+    if model.predicts_every_word:
+        return output.flatten(0, 1), target.flatten()
+    return output, target[-1]
+
+
+def loss_for(model: nn.Module):
+    def loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(*scored(model, output, target))
+    return loss
+
+
+class ResetState(Callback):
+    """A new epoch starts reading the stream from its top: forget the state (fastai's RNN reset)."""
+
+    def before_epoch(self, learner: Learner) -> None:
+        if learner.model.keeps_state:
+            learner.model.reset()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: LanguageModelBatches) -> tuple[float, float, int]:
+    """(loss, accuracy, words predicted) over the whole stream in order, from a fresh state."""
+    total_loss, correct, count = 0.0, 0, 0
+    with Evaluating(model):
+        for x, y in batches:
+            scores, target = scored(model, model(x), y)
+            total_loss += F.cross_entropy(scores, target, reduction="sum").item()
+            correct += (scores.argmax(-1) == target).sum().item()
+            count += len(target)
+    return total_loss / count, correct / count, count
+
+
+class LanguageModelValidation(Callback):
+    """Validation loss and accuracy on the whole validation stream, a few times an epoch and at its end."""
+
+    def __init__(self, batches: LanguageModelBatches, every: int):
+        self.batches, self.every = batches, every
+        self.accuracy: float | None = None
+
+    def after_batch(self, learner: Learner) -> None:
+        epoch_end = learner.step % len(learner.train_data) == 0 or learner.step == learner.total_steps
+        if epoch_end or learner.step % self.every == 0:
+            loss, self.accuracy, count = evaluate(learner.model, self.batches)
+            learner.metrics.update(valid_loss=loss, accuracy=self.accuracy, valid_on=count)
+
+
+def device_config() -> DeviceConfig:
+    """CUDA when there is one, in float32: these matrices are 64 wide, too small for AMP to pay."""
+    return DeviceConfig(torch.device("cuda")) if torch.cuda.is_available() else DeviceConfig(torch.device("cpu"))
+
+
+def build(spec: RnnSpec) -> nn.Module:
+    return LANGUAGE_MODELS[spec.model](nh=spec.nh)
+
+
+def weights_bytes(model: nn.Module) -> bytes:
+    buffer = io.BytesIO()
+    torch.save({name: tensor.cpu() for name, tensor in model.state_dict().items()}, buffer)
+    return buffer.getvalue()
+
+
+def trained_model(spec_values: dict, weights: bytes) -> nn.Module:
+    """A stored run's model, in eval mode on the CPU (``weights_only``: nothing but tensors is read)."""
+    spec = spec_from_dict(spec_values)
+    model = build(spec)
+    model.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def untrained_model(model: str, nh: int = LESSON_NH, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return LANGUAGE_MODELS[model](nh=nh).eval()
+
+
+def sample_ids() -> torch.Tensor:
+    """The validation words the live strip of guesses shows."""
+    _, valid, _ = load_ids()
+    start = position_of(SAMPLE_FROM)
+    return valid[start:start + SAMPLE_TOKENS]
+
+
+def run_rnn(spec_values: dict, context) -> None:
+    """The job runner: trains the spec's model on human numbers, emitting metrics, the strip of
+    guesses every few seconds, the weights and a result."""
+    from core.rnn_figures import guesses_png  # drawing is the page's business, but the strip travels as a PNG
+
+    spec = spec_from_dict(spec_values)
+    device = device_config()
+    torch.manual_seed(spec.seed)
+    train_ids, valid_ids, vocab = load_ids()
+    train = LanguageModelBatches(train_ids, spec.bs, spec.bptt, spec.randomise, spec.seed).to(device.device)
+    valid = LanguageModelBatches(valid_ids, spec.bs, spec.bptt).to(device.device)
+    model = build(spec)
+    validation = LanguageModelValidation(valid, every=max(1, len(train) // VALIDATIONS_PER_EPOCH))
+    strip = sample_ids()
+
+    def emit_samples(learner: Learner) -> None:
+        guesses, probabilities = next_word_guesses(learner.model, strip.to(device.device), spec.bptt)
+        png = guesses_png([vocab.itos[i] for i in strip.tolist()], [vocab.itos[i] for i in guesses],
+                          probabilities, first_guessed=len(strip) - len(guesses))
+        context.emit("samples", {"png": png, "step": learner.step})
+
+    learner = Learner(
+        model, train,
+        torch.optim.AdamW(model.parameters(), lr=spec.max_lr, betas=(0.9, 0.99), weight_decay=WEIGHT_DECAY),
+        callbacks=[CancelCheck(context.cancelled), OneCycle(spec.max_lr, spec.pct_start), NaNGuard(), ResetState(),
+                   validation, Periodically(SAMPLE_EVERY_SECONDS, emit_samples),
+                   Reporter(lambda row: context.emit("metrics", row))],
+        device=device, loss_fn=loss_for(model),
+    )
+    emit_samples(learner)
+    started = time.perf_counter()
+    learner.fit(spec.epochs)
+    seconds = time.perf_counter() - started
+    emit_samples(learner)
+    context.emit("weights", {"state": weights_bytes(learner.model)})
+    context.emit("result", {
+        "accuracy": validation.accuracy, "lesson_accuracy": LESSON_ACCURACY[spec.model],
+        "seconds": seconds, "device": device.describe(),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    })
+
+
+# ----- estimates ---------------------------------------------------------------------------------------
+def seconds_per_step(model_name: str, repeats: int = 5) -> float:
+    """The fastest of a few real training steps of the lesson's configuration (bs 64, its bptt)."""
+    spec = preset_spec(model_name, "lecture")
+    device = device_config()
+    model = device.prepare_model(build(spec))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x, y = next(iter(LanguageModelBatches(load_ids()[0], spec.bs, spec.bptt).to(device.device)))
+    loss_fn = loss_for(model)
+
+    def timed_step() -> float:
+        start = time.perf_counter()
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if device.device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    timed_step()
+    return min(timed_step() for _ in range(repeats))
+
+
+def warm_up() -> dict:
+    """Run once by each worker process: time one training step of each model."""
+    load_ids()
+    return {"rnn_seconds_per_step": {name: seconds_per_step(name) for name in MODELS}}
+
+
+def work_words(spec: RnnSpec) -> float:
+    """The words a run reads: each epoch the training stream, and each validation the validation
+    stream (a forward pass costing about a third of a training step), scaled by the hidden layer's size."""
+    train_ids, valid_ids, _ = load_ids()
+    validations = spec.epochs * (VALIDATIONS_PER_EPOCH + 1)
+    return (spec.epochs * len(train_ids) + validations * len(valid_ids) / 3) * max(1.0, (spec.nh / LESSON_NH) ** 2)
+
+
+def seconds_per_word(warm_up: dict[str, float], runs: list[dict], device: str) -> dict[str, float]:
+    """Seconds per word read, per model: from the newest finished run of it on this device when
+    there is one (it includes everything), else the worker's timed step of the lesson's batch."""
+    table = {name: step / (LESSON_BS * lesson_bptt(name)) for name, step in warm_up.items()}
+    for run in reversed(runs):  # oldest first, so that the newest has the last word
+        result = run.get("result") or {}
+        if run.get("state") != "finished" or result.get("device") != device or not result.get("seconds"):
+            continue
+        try:
+            spec = spec_from_dict(run.get("spec") or {})
+        except UserError:
+            continue
+        table[spec.model] = result["seconds"] / work_words(spec)
+    return table
+
+
+def estimate_seconds(spec: RnnSpec, per_word: dict[str, float]) -> float | None:
+    """Expected time of the spec on this device; None until the worker has measured it."""
+    measured = per_word.get(spec.model)
+    return None if measured is None else measured * work_words(spec)

@@ -1,0 +1,1 @@
+"""Text pieces of the lessons: how a language model's batches are cut from one token stream."""
