@@ -1,6 +1,7 @@
 """The RNN lab of Lesson 7: human numbers, Model0 to Model5, their presets, validation and runner."""
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import time
@@ -14,6 +15,7 @@ from core import classroom, specs
 from core.data.human_numbers import load_ids, position_of
 from core.errors import UserError
 from core.models import LANGUAGE_MODELS
+from core.rnn_figures import guesses_png
 from core.specs import spec_from_values
 from core.text.language_model import LanguageModelBatches
 from core.text.unrolling import Evaluating, next_word_guesses
@@ -173,6 +175,19 @@ class LanguageModelValidation(Callback):
             learner.metrics.update(valid_loss=loss, accuracy=self.accuracy, valid_on=count)
 
 
+@contextlib.contextmanager
+def one_cpu_thread():
+    """Train on one CPU thread. These matrices are 64 wide: a second thread gains nothing, and on a
+    busy machine (a browser drawing the live chart on the same 2 cores) it makes every step wait for
+    it: with the other core busy, Model5's demo took 26 s on two threads and 5.6 s on one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def device_config() -> DeviceConfig:
     """CUDA when there is one, in float32: these matrices are 64 wide, too small for AMP to pay."""
     return DeviceConfig(torch.device("cuda")) if torch.cuda.is_available() else DeviceConfig(torch.device("cpu"))
@@ -211,9 +226,11 @@ def sample_ids() -> torch.Tensor:
 def run_rnn(spec_values: dict, context) -> None:
     """The job runner: trains the spec's model on human numbers, emitting metrics, the strip of
     guesses every few seconds, the weights and a result."""
-    from core.rnn_figures import guesses_png  # drawing is the page's business, but the strip travels as a PNG
+    with one_cpu_thread():
+        train_rnn(spec_from_dict(spec_values), context)
 
-    spec = spec_from_dict(spec_values)
+
+def train_rnn(spec: RnnSpec, context) -> None:
     device = device_config()
     torch.manual_seed(spec.seed)
     train_ids, valid_ids, vocab = load_ids()
@@ -277,7 +294,8 @@ def seconds_per_step(model_name: str, repeats: int = 5) -> float:
 def warm_up() -> dict:
     """Run once by each worker process: time one training step of each model."""
     load_ids()
-    return {"rnn_seconds_per_step": {name: seconds_per_step(name) for name in MODELS}}
+    with one_cpu_thread():
+        return {"rnn_seconds_per_step": {name: seconds_per_step(name) for name in MODELS}}
 
 
 def work_words(spec: RnnSpec) -> float:

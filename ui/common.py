@@ -202,6 +202,14 @@ def settings_from_link(prefix: str, controls: tuple[Control, ...], kind: str) ->
     return values
 
 
+def keep_widgets(keys: list[str]) -> None:
+    """Keep the values of widgets this run may not draw (those in a tab that is not open): Streamlit
+    forgets a widget's state once a run goes by without it, unless the script sets it itself."""
+    for key in keys:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
 def page_header(title: str, intro: str, ignored_link_settings: list[str]) -> None:
     """A lab's title and what it is for, then one warning per link setting that was ignored."""
     st.title(title)
