@@ -64,6 +64,10 @@ def settings_now() -> dict:
             "run": st.session_state.get("rnn_run_id") or "", "replay": replay_speed("rnn")}
 
 
+def remember_tab(labels: dict[str, str]) -> None:
+    st.session_state.rnn_tab = next((name for name, label in labels.items() if label == st.session_state.rnn_tabs), "data")
+
+
 load_settings()
 keep_widgets([f"rnn_{name}" for name in WIDGETS])  # the tabs not shown this time keep their settings
 page_header(tr("rnn.title"), tr("rnn.intro"), st.session_state.pop("rnn_ignored", []))
@@ -73,10 +77,14 @@ st.selectbox(tr("rnn.model"), lab.MODELS, key="rnn_model", format_func=lambda m:
 st.caption(tr(f"rnn.what.{st.session_state.rnn_model}"))
 
 labels = {name: tr(f"rnn.tab.{name}") for name in TABS}
-chosen = st.tabs(list(labels.values()), key="rnn_tabs", default=labels[st.session_state.rnn_tab], on_change="rerun")
+if st.session_state.get("rnn_run_id") != st.session_state.get("rnn_shown_run"):
+    st.session_state.rnn_shown_run = st.session_state.get("rnn_run_id")
+    if st.session_state.rnn_shown_run:  # a run opened from a link or from Home, or just started: show it
+        st.session_state.rnn_tab = "train"
+st.session_state.rnn_tabs = labels[st.session_state.rnn_tab]  # the tab follows its name, whatever the language
+chosen = st.tabs(list(labels.values()), key="rnn_tabs", on_change=remember_tab, args=(labels,))
 for name, tab in zip(TABS, chosen):
-    if tab.open:
-        st.session_state.rnn_tab = name
+    if tab.open:  # only the open tab runs (its widgets' values are kept above)
         with tab:
             getattr(sections, f"{name}_tab")()
 

@@ -106,6 +106,14 @@ def test_a_quick_run_trains_fills_the_table_and_lends_its_weights_to_the_stepper
     assert here["Model1 · the same as a loop"].endswith("%") and here["Model0 · three words, written out"] == ""
     stepper = open_page(PAGE, tab="unroll", model="model1")
     assert any(caption.startswith("The weights of run") for caption in texts(stepper.caption))
+    shared = open_page(PAGE, run=app.session_state["rnn_run_id"])  # a link to the run opens its Train tab
+    assert shared.success and "guessed right" in shared.success[0].value
+
+
+def test_switching_the_language_keeps_the_open_tab():
+    app = open_page(PAGE, tab="unroll")
+    app.selectbox(key="lang").set_value("zh").run()
+    assert "第 **1** 个单词" in markdown(app) and not app.exception
 
 
 def test_the_page_reads_in_chinese():
