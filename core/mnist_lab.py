@@ -201,17 +201,7 @@ def _work_in_steps(spec: MnistSpec) -> float:
 def step_seconds(warm_up: dict[str, float], runs: list[dict], device: str) -> dict[str, float]:
     """Seconds per training step of 128 digits, per architecture: from the newest finished run of
     it on this device when there is one (real runs include everything), else the worker's start-up timing."""
-    table = dict(warm_up)
-    for run in reversed(runs):  # oldest first, so the newest run has the last word
-        result, spec_values = run.get("result"), run.get("spec") or {}
-        if run.get("state") != "finished" or not result or result.get("device") != device:
-            continue
-        try:
-            spec = spec_from_dict(spec_values)
-        except UserError:
-            continue
-        table[spec.arch] = result["seconds"] / _work_in_steps(spec)
-    return table
+    return {**warm_up, **specs.measured_rates(runs, device, spec_from_dict, lambda spec: spec.arch, _work_in_steps)}
 
 
 def estimate_seconds(spec: MnistSpec, seconds_per_step: dict[str, float]) -> float | None:

@@ -19,6 +19,7 @@ from core.text.language_model import MAX_EXTRA, LanguageModelBatches, batch_of_e
 from core.text.unrolling import loop_against_torch_rnn, written_out_against_loop
 
 STEP_WORDS = 8  # how many words a model that predicts every word is stepped through
+CONTEXT_WORDS = 24  # what a model that keeps its state has read before them
 
 
 # ----- the data ----------------------------------------------------------------------------------------
@@ -87,14 +88,16 @@ def lengths_drawn(bptt: int) -> tuple[list[int], int]:
 
 
 # ----- stepping through a model ------------------------------------------------------------------------
-def words_to_step(model: nn.Module, number: int) -> torch.Tensor:
+def words_to_step(model: nn.Module, number: int) -> tuple[torch.Tensor | None, torch.Tensor]:
     """The validation words a model is stepped through, from the start of ``number``, and the word after
     them (the last one to guess): three for the models that read three words and predict the fourth,
-    ``STEP_WORDS`` for those that predict every word."""
+    ``STEP_WORDS`` for those that predict every word. Before them, for a model that keeps its state,
+    the words it has read already (None for the others, which start each sequence from zero)."""
     _, valid, _ = load_ids()
     length = STEP_WORDS if model.predicts_every_word else 3
     start = position_of(number)
-    return valid[start:start + length + 1]
+    context = valid[max(0, start - CONTEXT_WORDS):start] if model.keeps_state else None
+    return context, valid[start:start + length + 1]
 
 
 # ----- the same network three ways ----------------------------------------------------------------------

@@ -19,7 +19,8 @@ from core.rnn_figures import guesses_png
 from core.specs import spec_from_values
 from core.text.language_model import LanguageModelBatches
 from core.text.unrolling import Evaluating, next_word_guesses
-from core.train import CancelCheck, Callback, DeviceConfig, Learner, NaNGuard, OneCycle, Periodically, Reporter
+from core.train import (CancelCheck, Callback, DeviceConfig, Learner, NaNGuard, OneCycle, Periodically, Reporter,
+                        fastest_training_step)
 
 KIND = "rnn"
 MODELS = tuple(LANGUAGE_MODELS)
@@ -268,27 +269,13 @@ def train_rnn(spec: RnnSpec, context) -> None:
 
 
 # ----- estimates ---------------------------------------------------------------------------------------
-def seconds_per_step(model_name: str, repeats: int = 5) -> float:
+def seconds_per_step(model_name: str) -> float:
     """The fastest of a few real training steps of the lesson's configuration (bs 64, its bptt)."""
     spec = preset_spec(model_name, "lecture")
     device = device_config()
     model = device.prepare_model(build(spec))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x, y = next(iter(LanguageModelBatches(load_ids()[0], spec.bs, spec.bptt).to(device.device)))
-    loss_fn = loss_for(model)
-
-    def timed_step() -> float:
-        start = time.perf_counter()
-        loss = loss_fn(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if device.device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
-
-    timed_step()
-    return min(timed_step() for _ in range(repeats))
+    return fastest_training_step(model, x, y, device, loss_for(model))
 
 
 def warm_up() -> dict:
@@ -309,17 +296,8 @@ def work_words(spec: RnnSpec) -> float:
 def seconds_per_word(warm_up: dict[str, float], runs: list[dict], device: str) -> dict[str, float]:
     """Seconds per word read, per model: from the newest finished run of it on this device when
     there is one (it includes everything), else the worker's timed step of the lesson's batch."""
-    table = {name: step / (LESSON_BS * lesson_bptt(name)) for name, step in warm_up.items()}
-    for run in reversed(runs):  # oldest first, so that the newest has the last word
-        result = run.get("result") or {}
-        if run.get("state") != "finished" or result.get("device") != device or not result.get("seconds"):
-            continue
-        try:
-            spec = spec_from_dict(run.get("spec") or {})
-        except UserError:
-            continue
-        table[spec.model] = result["seconds"] / work_words(spec)
-    return table
+    timed = {name: step / (LESSON_BS * lesson_bptt(name)) for name, step in warm_up.items()}
+    return {**timed, **specs.measured_rates(runs, device, spec_from_dict, lambda spec: spec.model, work_words)}
 
 
 def estimate_seconds(spec: RnnSpec, per_word: dict[str, float]) -> float | None:

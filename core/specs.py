@@ -34,3 +34,21 @@ def readable_runs(runs: list[dict], spec_from_dict: Callable[[dict], object]) ->
             continue
         readable.append({**run, "spec": spec.to_dict()})
     return readable
+
+
+def measured_rates(runs: list[dict], device: str, spec_from_dict: Callable[[dict], Spec],
+                   key: Callable[[Spec], str], work: Callable[[Spec], float]) -> dict[str, float]:
+    """Seconds per unit of ``work`` for each ``key`` (a lab's model), from the newest finished run of
+    it on ``device`` (``runs`` newest first, as the store lists them); runs this version cannot read
+    are passed over."""
+    rates = {}
+    for run in reversed(runs):  # oldest first, so that the newest has the last word
+        result = run.get("result") or {}
+        if run.get("state") != "finished" or result.get("device") != device or not result.get("seconds"):
+            continue
+        try:
+            spec = spec_from_dict(run.get("spec") or {})
+        except UserError:
+            continue
+        rates[key(spec)] = result["seconds"] / work(spec)
+    return rates

@@ -8,14 +8,14 @@ import streamlit as st
 
 from core import rnn_explore as explore
 from core import rnn_lab as lab
-from core.data.human_numbers import load, number_words
+from core.data.human_numbers import load
 from core.errors import UserError
 from core.rnn_figures import (accuracy_figure, batches_figure, hidden_figure, lengths_figure, top_words_figure,
                               unrolled_figure)
 from core.snippets import rnn_snippet
 from core.text.unrolling import trace
 from core.viz import training_figure
-from ui.common import (cached_run_view, checked, epoch_progress, job_manager, language, show_run_state, tr,
+from ui.common import (cached_run_view, checked, epoch_progress, job_manager, show_run_state, tr,
                        train_and_cancel, training_figure_labels, visible_runs, when)
 
 VIEW_BS, MIN_VIEW_BS, MAX_VIEW_BS = 64, 2, 128  # the batches tab's own sliders start at the lesson's look
@@ -180,9 +180,9 @@ def stepper(model) -> None:
 
 def step_panel(model) -> None:
     vocab = load()[2]
-    ids = explore.words_to_step(model, st.session_state.rnn_number)
+    context, ids = explore.words_to_step(model, st.session_state.rnn_number)
     words = [vocab.itos[i] for i in ids.tolist()]
-    steps = trace(model, ids[:-1])
+    steps = trace(model, ids[:-1], context)
     total = len(steps)
     step = min(max(st.session_state.get("rnn_step", 1), 1), total)
     if st.session_state.get("rnn_playing"):
@@ -205,6 +205,8 @@ def step_panel(model) -> None:
         st.session_state.rnn_step = 1 if step >= total else step
         st.rerun()  # the whole page, so that this panel starts its timer
     where.markdown(tr("rnn.step_of", step=step, total=total, word=words[step - 1]))
+    if context is not None:
+        st.caption(tr("rnn.context", words=vocab.textify(context)))
 
     layers = steps[0].hidden.shape[0]
     guessed = [vocab.itos[int(s.probabilities.argmax())] for s in steps]

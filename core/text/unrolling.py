@@ -62,11 +62,14 @@ class Step:
 
 
 @torch.no_grad()
-def trace(model: nn.Module, ids: torch.Tensor) -> list[Step]:
-    """Read ``ids`` one word at a time from a zero state, keeping what each step computed."""
+def trace(model: nn.Module, ids: torch.Tensor, context: torch.Tensor | None = None) -> list[Step]:
+    """Read ``ids`` one word at a time, keeping what each step computed; from a zero state, or from
+    the state left by reading ``context`` first (as a model that keeps its state would have)."""
     steps = []
     with Evaluating(model):
         h = model.initial_state(1)
+        for word in ([] if context is None else context.view(-1, 1)):
+            h = model.step(h, word)
         for word in ids.view(-1, 1):
             h = model.step(h, word)
             steps.append(Step(

@@ -382,8 +382,19 @@ def test_every_layer_is_named_in_both_languages_and_counted(name):
 
 def test_the_words_to_step_through_start_at_the_chosen_number():
     vocab = load()[2]
-    assert vocab.textify(explore.words_to_step(LANGUAGE_MODELS["model0"](), 8123)) == "eight thousand one hundred"
-    assert len(explore.words_to_step(LANGUAGE_MODELS["model5"](), 8123)) == explore.STEP_WORDS + 1
+    context, words = explore.words_to_step(LANGUAGE_MODELS["model0"](), 8123)
+    assert context is None and vocab.textify(words) == "eight thousand one hundred"
+    context, words = explore.words_to_step(LANGUAGE_MODELS["model5"](), 8123)
+    assert len(words) == explore.STEP_WORDS + 1 and len(context) == explore.CONTEXT_WORDS
+    assert vocab.textify(context).endswith("eight thousand one hundred twenty two ,")  # what a kept state has read
+
+
+def test_a_model_that_keeps_its_state_is_stepped_from_the_state_its_context_left():
+    torch.manual_seed(0)
+    model = LANGUAGE_MODELS["model5"]()
+    ids = torch.randint(0, 38, (12,))
+    primed, whole = trace(model, ids[8:], context=ids[:8]), trace(model, ids)
+    assert all(np.allclose(a.hidden, b.hidden, atol=1e-6) for a, b in zip(primed, whole[8:]))
 
 
 def test_the_equivalence_rows_report_tiny_differences():
