@@ -56,6 +56,10 @@ class BatchPicture:
     lengths: list[int]  # each batch's sequence length, in order
     dropped: int  # tokens at the end of the stream that do not fill a row
 
+    def start(self, batch: int) -> int:
+        """The row where a batch (counted from 0) starts."""
+        return sum(self.lengths[:batch])
+
 
 def batch_picture(bs: int, bptt: int, randomise: bool, seed: int = 0) -> BatchPicture:
     """The validation stream (the lesson looks at that one) cut as ``LanguageModelBatches`` cuts it."""
@@ -68,15 +72,14 @@ def batch_picture(bs: int, bptt: int, randomise: bool, seed: int = 0) -> BatchPi
 
 def batch_text(picture: BatchPicture, batch: int, column: int) -> tuple[str, str]:
     """One column of one batch: its input words and its target words (the same, one word on)."""
-    start = sum(picture.lengths[:batch])
-    length = picture.lengths[batch]
+    start, length = picture.start(batch), picture.lengths[batch]
     column_words = picture.words[:, column]
     return " ".join(column_words[start:start + length]), " ".join(column_words[start + 1:start + 1 + length])
 
 
 def batch_table(picture: BatchPicture, batch: int, rows: int = 8, columns: int = 6) -> pd.DataFrame:
     """The first rows and columns of one batch's input, as words: each column reads down, as text."""
-    start = sum(picture.lengths[:batch])
+    start = picture.start(batch)
     shown = picture.words[start:start + min(rows, picture.lengths[batch]), :columns]
     return pd.DataFrame(shown, columns=[str(j) for j in range(shown.shape[1])],
                         index=[str(start + i) for i in range(len(shown))])
@@ -122,12 +125,17 @@ def _sizes(model: nn.Module) -> tuple[int, int]:
 
 
 # ----- results -----------------------------------------------------------------------------------------
+def finished_runs_of(runs: list[dict], model_name: str):
+    """The finished runs of one model that have an accuracy, in the order given (newest first)."""
+    return (run for run in runs if run.get("state") == "finished" and (run.get("spec") or {}).get("model") == model_name
+            and (run.get("result") or {}).get("accuracy") is not None)
+
+
 def results_rows(runs: list[dict]) -> list[dict]:
     """One row per model: the lesson's accuracy, and this server's newest finished run of it (if any)."""
     rows = []
     for name in lab.MODELS:
-        run = next((r for r in runs if r.get("state") == "finished" and (r.get("spec") or {}).get("model") == name
-                    and (r.get("result") or {}).get("accuracy") is not None), None)
+        run = next(finished_runs_of(runs, name), None)
         result, spec = (run or {}).get("result") or {}, (run or {}).get("spec") or {}
         rows.append({"model": name, "lesson": lab.LESSON_ACCURACY[name], "here": result.get("accuracy"),
                      "run": (run or {}).get("id"), "preset": spec.get("preset"), "epochs": spec.get("epochs"),
@@ -156,9 +164,20 @@ def short_description(module: nn.Module) -> str:
     return kind
 
 
+MODEL_HEADER = """import torch
+import torch.nn.functional as F
+from torch import nn
+
+VOCAB, HIDDEN = 38, 64  # the lesson's nv and nh
+CELLS = {"rnn": nn.RNN, "gru": nn.GRU}
+"""
+
+
 def model_source(model_name: str) -> str:
-    """The code of the model on screen as it is in this repository: its class (after the classes it
-    builds on) and the function that builds it with the lesson's configuration."""
+    """The code of the model on screen as it is in this repository, complete enough to run: the
+    classes it uses and builds on, and the function that builds it with the lesson's configuration."""
     builder = lab.LANGUAGE_MODELS[model_name]
-    classes = [cls for cls in type(builder()).__mro__ if issubclass(cls, nn.Module) and cls.__module__.startswith("core.")]
-    return "\n\n".join(inspect.getsource(part) for part in [*reversed(classes), builder])
+    model = builder()
+    classes = [cls for cls in reversed(type(model).__mro__) if cls.__module__.startswith("core.")]
+    parts = [type(module) for module in model.children() if type(module).__module__.startswith("core.")]
+    return MODEL_HEADER + "\n\n" + "\n\n".join(inspect.getsource(part) for part in [*parts, *classes, builder])

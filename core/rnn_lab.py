@@ -79,6 +79,17 @@ def preset_spec(model: str = "model5", preset: str = "demo") -> RnnSpec:
     return RnnSpec(model, preset, epochs, lr, pct_start, bptt=bptt, randomise=bptt > 3)
 
 
+LINK_TO_SPEC = {"epochs": "epochs", "lr": "max_lr", "pct": "pct_start", "bs": "bs", "bptt": "bptt",
+                "rand": "randomise", "nh": "nh"}  # the page's link names of the training settings
+
+
+def link_settings_with_preset(values: dict, given: set[str]) -> dict:
+    """A link's settings with the training ones it does not give taken from its model's preset, so
+    that ?model=model5 means Model5 as the lesson trains it, not Model5 with the defaults of Model0."""
+    preset = preset_spec(values["model"], values["preset"])
+    return {**values, **{name: getattr(preset, field) for name, field in LINK_TO_SPEC.items() if name not in given}}
+
+
 def validate(spec: RnnSpec) -> RnnSpec:
     """The spec itself, or a UserError that says what to change."""
     preset_spec(spec.model, spec.preset)
@@ -123,11 +134,11 @@ def size_of_values(values: dict) -> str:
     """Which size preset a run amounts to, for the instructor's size limit."""
     spec = spec_from_dict(values)
     presets = {size: preset_spec(spec.model, size) for size in PRESETS}
-    return classroom.size_of(work_words(spec), {size: work_words(p) for size, p in presets.items()}, spec.preset)
+    return classroom.size_of(work_rows(spec), {size: work_rows(p) for size, p in presets.items()}, spec.preset)
 
 
 # ----- training ----------------------------------------------------------------------------------------
-def scored(model: nn.Module, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def scores_and_targets(model: nn.Module, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(scores, the words they should pick): every word of the target, or only the last one for the
     models that predict once per sequence (the lesson's loss4 and acc4)."""
     if model.predicts_every_word:
@@ -137,7 +148,7 @@ def scored(model: nn.Module, output: torch.Tensor, target: torch.Tensor) -> tupl
 
 def loss_for(model: nn.Module):
     def loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(*scored(model, output, target))
+        return F.cross_entropy(*scores_and_targets(model, output, target))
     return loss
 
 
@@ -155,7 +166,7 @@ def evaluate(model: nn.Module, batches: LanguageModelBatches) -> tuple[float, fl
     total_loss, correct, count = 0.0, 0, 0
     with Evaluating(model):
         for x, y in batches:
-            scores, target = scored(model, model(x), y)
+            scores, target = scores_and_targets(model, model(x), y)
             total_loss += F.cross_entropy(scores, target, reduction="sum").item()
             correct += (scores.argmax(-1) == target).sum().item()
             count += len(target)
@@ -204,24 +215,30 @@ def weights_bytes(model: nn.Module) -> bytes:
     return buffer.getvalue()
 
 
-def trained_model(spec_values: dict, weights: bytes) -> nn.Module:
-    """A stored run's model, in eval mode on the CPU (``weights_only``: nothing but tensors is read)."""
-    spec = spec_from_dict(spec_values)
-    model = build(spec)
-    model.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
+def trained_model(spec_values: dict, weights: bytes) -> nn.Module | None:
+    """A stored run's model, in eval mode on the CPU (``weights_only``: nothing but tensors is read);
+    None when the weights do not fit this version's model (an older run, say)."""
+    try:
+        model = build(spec_from_dict(spec_values))
+        model.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
+    except Exception:  # torch.load of damaged bytes raises many kinds; any of them means no model to show
+        return None
     return model.eval()
 
 
 def untrained_model(model: str, nh: int = LESSON_NH, seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return LANGUAGE_MODELS[model](nh=nh).eval()
+    """Random weights, the same every time (drawn aside: the process's own random numbers stay as they were)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return LANGUAGE_MODELS[model](nh=nh).eval()
 
 
-def sample_ids() -> torch.Tensor:
-    """The validation words the live strip of guesses shows."""
+def sample_ids(window: int) -> torch.Tensor:
+    """The validation words the live strip of guesses shows, and the ``window`` words before them that a
+    model guessing from the last ``window`` words reads first."""
     _, valid, _ = load_ids()
     start = position_of(SAMPLE_FROM)
-    return valid[start:start + SAMPLE_TOKENS]
+    return valid[start - window:start + SAMPLE_TOKENS]
 
 
 def run_rnn(spec_values: dict, context) -> None:
@@ -239,12 +256,14 @@ def train_rnn(spec: RnnSpec, context) -> None:
     valid = LanguageModelBatches(valid_ids, spec.bs, spec.bptt).to(device.device)
     model = build(spec)
     validation = LanguageModelValidation(valid, every=max(1, len(train) // VALIDATIONS_PER_EPOCH))
-    strip = sample_ids()
+    window = 0 if model.predicts_every_word else spec.bptt
+    strip = sample_ids(window)
+    shown = [vocab.itos[i] for i in strip[window:].tolist()]
 
     def emit_samples(learner: Learner) -> None:
         guesses, probabilities = next_word_guesses(learner.model, strip.to(device.device), spec.bptt)
-        png = guesses_png([vocab.itos[i] for i in strip.tolist()], [vocab.itos[i] for i in guesses],
-                          probabilities, first_guessed=len(strip) - len(guesses))
+        png = guesses_png(shown, [vocab.itos[i] for i in guesses], probabilities,
+                          first_guessed=len(shown) - len(guesses))
         context.emit("samples", {"png": png, "step": learner.step})
 
     learner = Learner(
@@ -262,7 +281,7 @@ def train_rnn(spec: RnnSpec, context) -> None:
     emit_samples(learner)
     context.emit("weights", {"state": weights_bytes(learner.model)})
     context.emit("result", {
-        "accuracy": validation.accuracy, "lesson_accuracy": LESSON_ACCURACY[spec.model],
+        "model": spec.model, "accuracy": validation.accuracy, "lesson_accuracy": LESSON_ACCURACY[spec.model],
         "seconds": seconds, "device": device.describe(),
         "parameters": sum(p.numel() for p in model.parameters()),
     })
@@ -285,22 +304,26 @@ def warm_up() -> dict:
         return {"rnn_seconds_per_step": {name: seconds_per_step(name) for name in MODELS}}
 
 
-def work_words(spec: RnnSpec) -> float:
-    """The words a run reads: each epoch the training stream, and each validation the validation
-    stream (a forward pass costing about a third of a training step), scaled by the hidden layer's size."""
+def work_rows(spec: RnnSpec) -> float:
+    """A run's work in rows of the lesson's batch: each epoch reads the training stream and each
+    validation the validation stream (a forward pass costing about a third of a training step), a row
+    of bs words at a time. A row costs a fixed part (Python's loop, the kernel launches) and a part
+    that grows with bs: (1 + bs / 64) / 2 of the lesson's, which matches the per-row times measured on
+    this CPU within 25% from bs 2 to 256; and the hidden layer's size squared, from nh 64 up."""
     train_ids, valid_ids, _ = load_ids()
     validations = spec.epochs * (VALIDATIONS_PER_EPOCH + 1)
-    return (spec.epochs * len(train_ids) + validations * len(valid_ids) / 3) * max(1.0, (spec.nh / LESSON_NH) ** 2)
+    rows = (spec.epochs * len(train_ids) + validations * len(valid_ids) / 3) / spec.bs
+    return rows * (1 + spec.bs / LESSON_BS) / 2 * max(1.0, (spec.nh / LESSON_NH) ** 2)
 
 
-def seconds_per_word(warm_up: dict[str, float], runs: list[dict], device: str) -> dict[str, float]:
-    """Seconds per word read, per model: from the newest finished run of it on this device when
-    there is one (it includes everything), else the worker's timed step of the lesson's batch."""
-    timed = {name: step / (LESSON_BS * lesson_bptt(name)) for name, step in warm_up.items()}
-    return {**timed, **specs.measured_rates(runs, device, spec_from_dict, lambda spec: spec.model, work_words)}
+def seconds_per_row(warm_up: dict[str, float], runs: list[dict], device: str) -> dict[str, float]:
+    """Seconds per row of the lesson's batch, per model: from the newest finished run of it on this
+    device when there is one (it includes everything), else the worker's timed step of the lesson's batch."""
+    timed = {name: step / lesson_bptt(name) for name, step in warm_up.items()}
+    return {**timed, **specs.measured_rates(runs, device, spec_from_dict, lambda spec: spec.model, work_rows)}
 
 
-def estimate_seconds(spec: RnnSpec, per_word: dict[str, float]) -> float | None:
+def estimate_seconds(spec: RnnSpec, per_row: dict[str, float]) -> float | None:
     """Expected time of the spec on this device; None until the worker has measured it."""
-    measured = per_word.get(spec.model)
-    return None if measured is None else measured * work_words(spec)
+    measured = per_row.get(spec.model)
+    return None if measured is None else measured * work_rows(spec)

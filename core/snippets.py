@@ -135,14 +135,31 @@ for phase in phases:
 
 def rnn_snippet(model: str, epochs: int, max_lr: float, pct_start: float, bs: int, bptt: int, predicts_every_word: bool,
                 keeps_state: bool) -> str:
-    """Plain PyTorch that trains the same language model the same way (the model's own code is shown beside it)."""
+    """Plain PyTorch that writes out the data and trains the same language model the same way (run it
+    after the model's own code, shown beside it); fixed-length batches, where the app may randomise them."""
     loss = ("F.cross_entropy(model(x).flatten(0, 1), y.flatten())  # every word of the target"
             if predicts_every_word else "F.cross_entropy(model(x), y[-1])  # the lesson's loss4: the last word only")
     reset = "    model.reset()  # each epoch reads the stream from its top\n" if keeps_state else ""
-    return f'''import torch
-import torch.nn.functional as F
+    return f'''ONES = ("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+        "sixteen seventeen eighteen nineteen").split()
+TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
 
-# ids: the training text as word ids (one long tensor); cut into {bs} columns read top to bottom
+
+def words(n):  # 8123 -> eight thousand one hundred twenty three
+    out = []
+    for size, name in ((1000, "thousand"), (100, "hundred")):
+        if n >= size:
+            out, n = out + [ONES[n // size - 1], name], n % size
+    if n >= 20:
+        out, n = out + [TENS[n // 10 - 2]], n % 10
+    return out + [ONES[n - 1]] * (n > 0)
+
+
+tokens = ["xxbos"] + [word for n in range(1, 8001) for word in [","] * (n > 1) + words(n)]
+vocab = sorted(set(tokens))  # 31 words; the model's embedding has room for the lesson's 38
+ids = torch.tensor([vocab.index(token) for token in tokens])
+
+# the stream cut into {bs} columns read top to bottom; batches of {bptt} rows (the app can randomise the lengths)
 columns = ids[:len(ids) // {bs} * {bs}].view({bs}, -1).t()  # (rows, bs)
 n = len(columns) - 1  # the last row is only ever a target
 batches = [(columns[i:i + {bptt}][:n - i], columns[i + 1:i + 1 + {bptt}]) for i in range(0, n, {bptt})]
@@ -158,4 +175,5 @@ for epoch in range({epochs}):
         loss.backward()
         optimizer.step()
         scheduler.step()
+    print(f"epoch {{epoch + 1}}: training loss {{loss.item():.3f}}")
 '''

@@ -35,19 +35,14 @@ DEFAULTS = {c.name: c.default for c in CONTROLS}
 BOOLEANS = ("rand", "vrand")
 
 
-TRAINING = {"epochs": "epochs", "lr": "max_lr", "pct": "pct_start", "bs": "bs", "bptt": "bptt", "rand": "randomise",
-            "nh": "nh"}  # link name -> spec field
-
-
 def load_settings() -> None:
     """First visit: the link's settings; the training ones it leaves out are its model's preset's."""
     values = settings_from_link("rnn", CONTROLS, lab.KIND)
     if not values:
         return
-    preset = lab.preset_spec(values["model"], values["preset"])
-    for name, field in TRAINING.items():
-        if name not in st.query_params:
-            values[name] = getattr(preset, field)
+    values = lab.link_settings_with_preset(values, given=set(st.query_params))
+    if "tab" in st.query_params:  # the link names its tab: show that one, even with a run in it
+        st.session_state.rnn_shown_run = st.session_state.get("rnn_run_id")
     for name in WIDGETS:
         st.session_state[f"rnn_{name}"] = bool(values[name]) if name in BOOLEANS else values[name]
     st.session_state.rnn_lr = str(values["lr"])  # a text box: "3e-3" is as good as 0.003
@@ -69,7 +64,8 @@ def remember_tab(labels: dict[str, str]) -> None:
 
 
 load_settings()
-keep_widgets([f"rnn_{name}" for name in WIDGETS])  # the tabs not shown this time keep their settings
+# the tabs not shown this time keep their settings
+keep_widgets([f"rnn_{name}" for name in (*WIDGETS, "vbatch", "vcolumn", "any_number", "compare")])
 page_header(tr("rnn.title"), tr("rnn.intro"), st.session_state.pop("rnn_ignored", []))
 
 st.selectbox(tr("rnn.model"), lab.MODELS, key="rnn_model", format_func=lambda m: tr(f"rnn.name.{m}"),

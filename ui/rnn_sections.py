@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import time
 
 import pandas as pd
 import streamlit as st
@@ -29,7 +30,7 @@ def apply_preset() -> None:
     spec = lab.preset_spec(st.session_state.rnn_model, st.session_state.rnn_preset)
     st.session_state.update(rnn_epochs=spec.epochs, rnn_lr=f"{spec.max_lr:g}", rnn_pct=spec.pct_start,
                             rnn_bs=spec.bs, rnn_bptt=spec.bptt, rnn_rand=spec.randomise, rnn_nh=spec.nh)
-    st.session_state.rnn_step = 1
+    restart_stepping()
 
 
 def runs() -> list[dict]:
@@ -94,7 +95,7 @@ def clamp_state(key: str, low: int, high: int) -> None:
 
 def batches_tab() -> None:
     st.write(tr("rnn.batches_intro"))
-    one, two, three = st.columns([1, 1, 0.8])
+    one, two, three = st.columns(3)
     one.slider(tr("rnn.bs"), MIN_VIEW_BS, MAX_VIEW_BS, key="rnn_vbs", help=tr("rnn.bs_help"))
     two.slider(tr("rnn.bptt"), 2, MAX_VIEW_BPTT, key="rnn_vbptt", help=tr("rnn.bptt_help"))
     three.toggle(tr("rnn.randomise"), key="rnn_vrand", help=tr("rnn.randomise_help"))
@@ -111,7 +112,7 @@ def batches_tab() -> None:
         if len(picture.lengths) > 1 else 1
     column = right.slider(tr("rnn.which_column"), 0, bs - 1, key="rnn_vcolumn")
     inputs, targets = explore.batch_text(picture, batch - 1, column)
-    first_row = sum(picture.lengths[:batch - 1])
+    first_row = picture.start(batch - 1)
     st.markdown(tr("rnn.batch_shape", batch=batch, rows=picture.lengths[batch - 1], bs=bs, column=column))
     st.code(f"x: {inputs}\ny: {targets}", language=None, wrap_lines=True)
     st.caption(tr("rnn.shifted"))
@@ -123,6 +124,8 @@ def batches_tab() -> None:
         chosen_rows=(first_row, picture.lengths[batch - 1]), chosen_column=column)
     st.plotly_chart(figure, width="stretch", key="rnn_grid")
     st.caption(tr("rnn.grid_caption"))
+    if not randomise:
+        return
     lengths, first = lengths_drawn(bptt)
     st.markdown(f"**{tr('rnn.lengths_title')}**")
     st.plotly_chart(lengths_figure(lengths, bptt, first, {
@@ -136,9 +139,7 @@ def model_for_stepping(name: str):
     """The newest finished run of this model that this browser may see, with its trained model (loaded
     once per session: a stateful model is not shared between students); or None and an untrained one."""
     loaded = st.session_state.setdefault("rnn_models", {})
-    for run in runs():
-        if run["state"] != "finished" or run["spec"]["model"] != name:
-            continue
+    for run in explore.finished_runs_of(runs(), name):
         if run["id"] not in loaded:
             weights = job_manager().weights(run["id"])
             loaded[run["id"]] = None if weights is None else lab.trained_model(run["spec"], weights)
@@ -150,7 +151,7 @@ def model_for_stepping(name: str):
 def unroll_tab() -> None:
     name = st.session_state.rnn_model
     run, model = model_for_stepping(name)
-    st.write(tr("rnn.unroll_intro"))
+    st.write(tr("rnn.unroll_intro") + (" " + tr("rnn.unroll_gru") if name == "model5" else ""))
     if run is None:
         st.warning(tr("rnn.untrained", model=tr(f"rnn.name.{name}")), icon="🎲")
     else:
@@ -172,38 +173,47 @@ def step_to(step: int) -> None:
     st.session_state.rnn_step = step
 
 
+def play(from_step: int) -> None:
+    st.session_state.update(rnn_playing=True, rnn_step=from_step, rnn_stepped_at=time.monotonic())
+
+
+def pause() -> None:
+    st.session_state.rnn_playing = False
+
+
 def stepper(model) -> None:
     """Back, Next and Play through the words, with the diagram, the state and the guess at each step
-    (a fragment: a step redraws only this; while playing, it steps itself every PLAY_SECONDS)."""
-    st.fragment(run_every=PLAY_SECONDS if st.session_state.get("rnn_playing") else None)(step_panel)(model)
+    (a fragment: a step redraws only this; while playing, its timer steps it every PLAY_SECONDS)."""
+    st.session_state.rnn_timer = bool(st.session_state.get("rnn_playing"))
+    st.fragment(run_every=PLAY_SECONDS if st.session_state.rnn_timer else None)(step_panel)(model)
 
 
 def step_panel(model) -> None:
+    if bool(st.session_state.get("rnn_playing")) != st.session_state.get("rnn_timer"):
+        st.rerun()  # Play or Pause was pressed: the whole page, so that the timer starts or stops
     vocab = load()[2]
     context, ids = explore.words_to_step(model, st.session_state.rnn_number)
     words = [vocab.itos[i] for i in ids.tolist()]
     steps = trace(model, ids[:-1], context)
     total = len(steps)
     step = min(max(st.session_state.get("rnn_step", 1), 1), total)
-    if st.session_state.get("rnn_playing"):
+    # While playing, only the timer moves on (not a click of Next, nor a redraw of the page)
+    if st.session_state.get("rnn_playing") and time.monotonic() - st.session_state.rnn_stepped_at >= 0.8 * PLAY_SECONDS:
         if step >= total:
-            st.session_state.rnn_playing = False
-            st.rerun()  # the whole page: the timer stops
+            pause()
+            st.rerun()
         step += 1
+        st.session_state.rnn_stepped_at = time.monotonic()
     st.session_state.rnn_step = step
-    back, forward, play, where = st.columns([1, 1, 1, 3], vertical_alignment="center")
+    back, forward, playing, where = st.columns([1, 1, 1, 3], vertical_alignment="center")
     back.button(tr("rnn.back"), disabled=step <= 1, on_click=step_to, args=(step - 1,), width="stretch",
                 key="rnn_back")
     forward.button(tr("rnn.next"), disabled=step >= total, on_click=step_to, args=(step + 1,), width="stretch",
                    key="rnn_next")
     if st.session_state.get("rnn_playing"):
-        if play.button(tr("rnn.pause"), width="stretch", key="rnn_pause"):
-            st.session_state.rnn_playing = False
-            st.rerun()
-    elif play.button(tr("rnn.play"), width="stretch", key="rnn_play"):
-        st.session_state.rnn_playing = True
-        st.session_state.rnn_step = 1 if step >= total else step
-        st.rerun()  # the whole page, so that this panel starts its timer
+        playing.button(tr("rnn.pause"), width="stretch", key="rnn_pause", on_click=pause)
+    else:
+        playing.button(tr("rnn.play"), width="stretch", key="rnn_play", on_click=play, args=(1 if step >= total else step,))
     where.markdown(tr("rnn.step_of", step=step, total=total, word=words[step - 1]))
     if context is not None:
         st.caption(tr("rnn.context", words=vocab.textify(context)))
@@ -292,23 +302,27 @@ def train_tab() -> None:
             two.toggle(tr("rnn.randomise"), key="rnn_rand", help=tr("rnn.randomise_help"))
         spec, seconds = checked(spec_from_widgets), None
         if spec is not None:
-            per_word = lab.seconds_per_word(manager.info.get("rnn_seconds_per_step", {}), all_runs,
-                                            manager.info.get("device", ""))
-            seconds = lab.estimate_seconds(spec, per_word)
+            per_row = lab.seconds_per_row(manager.info.get("rnn_seconds_per_step", {}), all_runs,
+                                          manager.info.get("device", ""))
+            seconds = lab.estimate_seconds(spec, per_row)
             st.caption(tr("device.measuring") if seconds is None else
                        tr("rnn.estimate", seconds=max(seconds, 1), device=manager.info.get("device", "")))
         watching = train_and_cancel("rnn", lab.KIND, spec, tr("rnn.train", model=tr(f"rnn.name.{st.session_state.rnn_model}")),
                                     seconds)
     with facts:
-        model = lab.build(spec) if spec else lab.untrained_model(st.session_state.rnn_model)
+        model = lab.untrained_model(st.session_state.rnn_model, spec.nh if spec else lab.LESSON_NH)
         table = explore.parameter_table(model)
         st.markdown(f"**{tr('rnn.layers', model=tr('rnn.name.' + st.session_state.rnn_model))}**")
         table.insert(1, "role", [tr(f"rnn.role.{name}") for name in table["layer"]])
         st.dataframe(table.rename(columns={"layer": tr("table.layer"), "role": tr("rnn.col_role"),
                                            "module": tr("rnn.col_module"), "parameters": tr("table.params")}),
-                     hide_index=True, width="stretch")
+                     hide_index=True, width="stretch", column_config={
+                         tr("table.layer"): st.column_config.TextColumn(width="small"),
+                         tr("rnn.col_role"): st.column_config.TextColumn(width="medium"),
+                         tr("table.params"): st.column_config.NumberColumn(width="small")})
         st.caption(tr("rnn.param_total", total=int(table["parameters"].sum())))
-        st.info(tr("rnn.norm_note"), icon="📏")
+        if model.keeps_state:  # Model3 to Model5: where the lesson's BatchNorm went wrong
+            st.info(tr("rnn.norm_note"), icon="📏")
     st.divider()
     past = [run for run in all_runs if run["id"] != st.session_state.get("rnn_run_id")]
     compare = st.multiselect(tr("mnist.compare"), [run["id"] for run in past if run["state"] == "finished"],
@@ -324,7 +338,8 @@ def train_tab() -> None:
 
 
 def finished_text(result: dict) -> str:
-    return tr("rnn.finished", accuracy=result["accuracy"] * 100, lesson=result["lesson_accuracy"] * 100,
+    return tr("rnn.finished", model=tr(f"rnn.short.{result['model']}"), accuracy=result["accuracy"] * 100,
+              lesson=result["lesson_accuracy"] * 100,
               seconds=result["seconds"], device=result["device"])
 
 
@@ -364,7 +379,7 @@ def results_panel(all_runs: list[dict]) -> None:
         tr("rnn.lesson_accuracy"): f"{row['lesson']:.1%}",
         tr("rnn.here_accuracy"): "" if row["here"] is None else f"{row['here']:.1%}",
         tr("runs.preset"): "" if row["preset"] is None else tr(f"preset.{row['preset']}"),
-        tr("runs.epochs"): row["epochs"] or "",
+        tr("runs.epochs"): "" if row["epochs"] is None else str(row["epochs"]),
         tr("rnn.col_seconds"): "" if row["seconds"] is None else f"{row['seconds']:.1f}",
         tr("runs.id"): row["run"] or "",
     } for row in rows]), hide_index=True, width="stretch")

@@ -51,8 +51,8 @@ class LanguageModelBatches:
     ``randomise`` every batch is ``bptt`` rows (the last what is left). With it, the lengths are
     drawn as the lesson's loader draws them (its first batch bptt + 25, the last what is left); so
     that every epoch has the same number of steps (``len``, which a training loop counts on), a
-    draw that comes out one batch too many merges its last batch into the one before, one too few
-    splits its longest batch in two.
+    draw that comes out with too many batches joins its shortest ones to a neighbour, one with too
+    few splits its longest in two.
     """
 
     def __init__(self, ids: torch.Tensor, bs: int, bptt: int, randomise: bool = False, seed: int = 0):
@@ -76,9 +76,11 @@ class LanguageModelBatches:
         lengths = [min(self.bptt + MAX_EXTRA, self.input_rows)]
         while sum(lengths) < self.input_rows:
             lengths.append(min(lesson_length(self.bptt, self.rng), self.input_rows - sum(lengths)))
-        while len(lengths) > len(self):
-            last = lengths.pop()
-            lengths[-1] += last
+        while len(lengths) > len(self):  # the shortest batch joins its shorter neighbour (the first stays)
+            shortest = min(range(1, len(lengths)), key=lengths.__getitem__)
+            neighbours = [j for j in (shortest - 1, shortest + 1) if 1 <= j < len(lengths)] or [0]
+            left, right = sorted((shortest, min(neighbours, key=lengths.__getitem__)))
+            lengths[left:right + 1] = [lengths[left] + lengths[right]]
         while len(lengths) < len(self):
             longest = max(range(1, len(lengths)), key=lengths.__getitem__, default=0)
             half = lengths[longest] // 2

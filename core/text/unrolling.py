@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 
-class KeptState:
-    """Set a stateful model's hidden state aside and start it afresh; put it back afterwards."""
+class FreshState:
+    """A stateful model starts afresh (its hidden state set aside), and gets its state back afterwards."""
 
     def __init__(self, model: nn.Module):
         self.model = model
@@ -26,7 +26,7 @@ class KeptState:
             self.model.h = self.saved
 
 
-class Evaluating(KeptState):
+class Evaluating(FreshState):
     """Eval mode (BatchNorm's running statistics) and a fresh state, both undone afterwards."""
 
     def __enter__(self) -> None:
@@ -39,11 +39,16 @@ class Evaluating(KeptState):
         self.model.train(self.was_training)
 
 
+def device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 @torch.no_grad()
 def next_word_guesses(model: nn.Module, ids: torch.Tensor, window: int = 3) -> tuple[list[int], list[float]]:
     """The model's guess for each next word of one text, and the probability it gave that guess.
     A model that predicts every word reads the text from its start (guesses for words 1 on); one that
     predicts once per sequence reads the ``window`` words before each word (guesses from word ``window`` on)."""
+    ids = ids.to(device_of(model))
     with Evaluating(model):
         if model.predicts_every_word:
             scores = model(ids[:-1, None])[:, 0]  # (n - 1, nv)
@@ -65,16 +70,16 @@ class Step:
 def trace(model: nn.Module, ids: torch.Tensor, context: torch.Tensor | None = None) -> list[Step]:
     """Read ``ids`` one word at a time, keeping what each step computed; from a zero state, or from
     the state left by reading ``context`` first (as a model that keeps its state would have)."""
-    steps = []
+    steps, device = [], device_of(model)
     with Evaluating(model):
-        h = model.initial_state(1)
-        for word in ([] if context is None else context.view(-1, 1)):
+        h = model.initial_state(1, device)
+        for word in ([] if context is None else context.to(device).view(-1, 1)):
             h = model.step(h, word)
-        for word in ids.view(-1, 1):
+        for word in ids.to(device).view(-1, 1):
             h = model.step(h, word)
             steps.append(Step(
-                word=int(word), embedding=model.i_h(word)[0].numpy(), hidden=h.reshape(-1, h.shape[-1]).numpy(),
-                probabilities=model.readout(h).softmax(-1)[0].numpy(),
+                word=int(word), embedding=model.i_h(word)[0].cpu().numpy(),
+                hidden=h.reshape(-1, h.shape[-1]).cpu().numpy(), probabilities=model.readout(h).softmax(-1)[0].cpu().numpy(),
             ))
     return steps
 
@@ -94,13 +99,13 @@ def loop_against_torch_rnn(model3: nn.Module, x: torch.Tensor) -> tuple[torch.Te
     Model3's step is relu(W(h + E x) + b) = relu(W E x + b + W h): an ``nn.RNN`` with a relu whose input
     weights and hidden weights are both W, fed the embeddings E x. (Model4 uses nn.RNN's default tanh.)
     """
-    nh = model3.h_h.in_features
-    rnn = nn.RNN(nh, nh, nonlinearity="relu")
+    nh, x = model3.h_h.in_features, x.to(device_of(model3))
+    rnn = nn.RNN(nh, nh, nonlinearity="relu").to(x.device)
     rnn.weight_ih_l0.copy_(model3.h_h.weight)
     rnn.weight_hh_l0.copy_(model3.h_h.weight)
     rnn.bias_ih_l0.copy_(model3.h_h.bias)
     rnn.bias_hh_l0.zero_()
-    h = model3.initial_state(x.shape[1])
+    h = model3.initial_state(x.shape[1], x.device)
     looped = []
     for word in x:
         h = model3.step(h, word)

@@ -100,6 +100,7 @@ def test_a_quick_run_trains_fills_the_table_and_lends_its_weights_to_the_stepper
     click(app, "▶ Train")
     wait_for(app, lambda a: bool(a.success) or bool(a.error), seconds=120)
     assert not app.error, texts(app.error)
+    assert "Finished, Model1" in app.success[0].value
     assert "validation words guessed right (the lesson: 46.1%)" in app.success[0].value
     table = app.dataframe[-1].value
     here = dict(zip(table["model"], table["here"]))
@@ -108,6 +109,8 @@ def test_a_quick_run_trains_fills_the_table_and_lends_its_weights_to_the_stepper
     assert any(caption.startswith("The weights of run") for caption in texts(stepper.caption))
     shared = open_page(PAGE, run=app.session_state["rnn_run_id"])  # a link to the run opens its Train tab
     assert shared.success and "guessed right" in shared.success[0].value
+    named = open_page(PAGE, tab="unroll", run=app.session_state["rnn_run_id"])  # unless the link names its tab
+    assert "Word **1** of 3" in markdown(named)
 
 
 def test_switching_the_language_keeps_the_open_tab():
@@ -120,3 +123,24 @@ def test_the_page_reads_in_chinese():
     app = open_page(PAGE, lang="zh", tab="unroll")
     assert "RNN" in app.title[0].value and "第 7 课" in app.title[0].value
     assert not app.exception and not app.error
+
+
+def test_play_starts_from_the_word_shown_and_choosing_another_model_stops_it():
+    app = open_page(PAGE, tab="unroll")
+    click(app, "Next")
+    click(app, "▶ Play")
+    assert "Word **2** of 3" in markdown(app)  # the timer moves it on, not the press itself
+    assert any(b.label == "⏸ Pause" for b in app.button)
+    app.selectbox(key="rnn_model").set_value("model5").run()
+    assert "Word **1** of 8" in markdown(app) and any(b.label == "▶ Play" for b in app.button)
+
+
+def test_a_visit_to_another_tab_keeps_the_chosen_batch_and_column():
+    app = open_page(PAGE, tab="batches")
+    app.slider(key="rnn_vbatch").set_value(3).run()
+    app.slider(key="rnn_vcolumn").set_value(5).run()
+    app.session_state["rnn_tab"] = "data"
+    app.run()
+    app.session_state["rnn_tab"] = "batches"
+    app.run()
+    assert app.slider(key="rnn_vbatch").value == 3 and app.slider(key="rnn_vcolumn").value == 5

@@ -392,7 +392,7 @@ def test_a_finished_run_replays_from_the_store_after_a_restart(manager, db_path)
         store.close()
 
 
-def status_pid(manager, run_id) -> int:
+def result_pid(manager, run_id) -> int:
     return result_of(all_events(manager, run_id))["pid"]
 
 
@@ -404,7 +404,7 @@ def test_the_weights_a_run_sends_are_kept_for_after_a_restart(manager, db_path):
     store = RunStore(db_path)  # as after a server restart
     try:
         assert store.weights(run_id) == b"trained"
-        assert store.get_run(run_id)["result"] == {"steps": 1, "pid": status_pid(manager, run_id)}  # lists stay light
+        assert store.get_run(run_id)["result"] == {"steps": 1, "pid": result_pid(manager, run_id)}  # lists stay light
     finally:
         store.close()
 
