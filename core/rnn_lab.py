@@ -181,8 +181,7 @@ class LanguageModelValidation(Callback):
         self.accuracy: float | None = None
 
     def after_batch(self, learner: Learner) -> None:
-        epoch_end = learner.step % len(learner.train_data) == 0 or learner.step == learner.total_steps
-        if epoch_end or learner.step % self.every == 0:
+        if learner.epoch_ended or learner.step % self.every == 0:
             loss, self.accuracy, count = evaluate(learner.model, self.batches)
             learner.metrics.update(valid_loss=loss, accuracy=self.accuracy, valid_on=count)
 

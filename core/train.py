@@ -147,6 +147,11 @@ class Learner:
         finally:
             self("after_fit")
 
+    @property
+    def epoch_ended(self) -> bool:
+        """Whether the step just taken was the last of an epoch, or of the whole fit."""
+        return self.step % len(self.train_data) == 0 or self.step == self.total_steps
+
     def prepare_images(self, images: torch.Tensor) -> torch.Tensor:
         """On the device, in its memory format, at the current image size."""
         images = self.device.prepare_images(images)
@@ -330,7 +335,7 @@ class Validation(Callback):
         self.last_predicted: torch.Tensor | None = None
 
     def after_batch(self, learner: Learner) -> None:
-        if learner.step % len(learner.train_data) == 0 or learner.step == learner.total_steps:
+        if learner.epoch_ended:
             loss, accuracy, self.last_predicted = learner.validate(self.images, self.labels)
             learner.metrics.update(valid_loss=loss, accuracy=accuracy, valid_on=len(self.labels))
         elif learner.step % self.every == 0:

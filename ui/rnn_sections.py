@@ -135,11 +135,11 @@ def batches_tab() -> None:
 
 
 # ----- 3. the network unrolled --------------------------------------------------------------------------
-def model_for_stepping(name: str):
+def model_for_stepping(name: str, all_runs: list[dict]):
     """The newest finished run of this model that this browser may see, with its trained model (loaded
     once per session: a stateful model is not shared between students); or None and an untrained one."""
     loaded = st.session_state.setdefault("rnn_models", {})
-    for run in explore.finished_runs_of(runs(), name):
+    for run in explore.finished_runs_of(all_runs, name):
         if run["id"] not in loaded:
             weights = job_manager().weights(run["id"])
             loaded[run["id"]] = None if weights is None else lab.trained_model(run["spec"], weights)
@@ -150,7 +150,8 @@ def model_for_stepping(name: str):
 
 def unroll_tab() -> None:
     name = st.session_state.rnn_model
-    run, model = model_for_stepping(name)
+    all_runs = runs()
+    run, model = model_for_stepping(name, all_runs)
     st.write(tr("rnn.unroll_intro") + (" " + tr("rnn.unroll_gru") if name == "model5" else ""))
     if run is None:
         st.warning(tr("rnn.untrained", model=tr(f"rnn.name.{name}")), icon="🎲")
@@ -161,7 +162,7 @@ def unroll_tab() -> None:
                     help=tr("rnn.read_from_help"))
     stepper(model)
     with st.expander(tr("rnn.same_three_ways"), expanded=False):
-        equivalence_panel()
+        equivalence_panel(all_runs)
 
 
 def restart_stepping() -> None:
@@ -245,9 +246,9 @@ def step_panel(model) -> None:
             st.info(tr("rnn.no_guess_yet", total=total), icon="⏭️")
 
 
-def equivalence_panel() -> None:
-    _, model0 = model_for_stepping("model0")
-    _, model3 = model_for_stepping("model3")
+def equivalence_panel(all_runs: list[dict]) -> None:
+    _, model0 = model_for_stepping("model0", all_runs)
+    _, model3 = model_for_stepping("model3", all_runs)
     st.write(tr("rnn.same_intro"))
     for row in explore.equivalence(model0, model3):
         what = row["what"]

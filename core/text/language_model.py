@@ -74,8 +74,10 @@ class LanguageModelBatches:
         if not self.randomise:
             return [min(self.bptt, self.input_rows - start) for start in range(0, self.input_rows, self.bptt)]
         lengths = [min(self.bptt + MAX_EXTRA, self.input_rows)]
-        while sum(lengths) < self.input_rows:
-            lengths.append(min(lesson_length(self.bptt, self.rng), self.input_rows - sum(lengths)))
+        covered = lengths[0]
+        while covered < self.input_rows:
+            lengths.append(min(lesson_length(self.bptt, self.rng), self.input_rows - covered))
+            covered += lengths[-1]
         while len(lengths) > len(self):  # the shortest batch joins its shorter neighbour (the first stays)
             shortest = min(range(1, len(lengths)), key=lengths.__getitem__)
             neighbours = [j for j in (shortest - 1, shortest + 1) if 1 <= j < len(lengths)] or [0]

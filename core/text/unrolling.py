@@ -10,32 +10,22 @@ import torch
 from torch import nn
 
 
-class FreshState:
-    """A stateful model starts afresh (its hidden state set aside), and gets its state back afterwards."""
+class Evaluating:
+    """Eval mode (BatchNorm's running statistics) and, for a stateful model, a fresh hidden state;
+    both undone afterwards (the state set aside is put back)."""
 
     def __init__(self, model: nn.Module):
         self.model = model
 
     def __enter__(self) -> None:
-        self.saved = getattr(self.model, "h", None)
+        self.was_training, self.saved = self.model.training, getattr(self.model, "h", None)
+        self.model.eval()
         if self.model.keeps_state:
             self.model.reset()
 
     def __exit__(self, *_) -> None:
         if self.model.keeps_state:
             self.model.h = self.saved
-
-
-class Evaluating(FreshState):
-    """Eval mode (BatchNorm's running statistics) and a fresh state, both undone afterwards."""
-
-    def __enter__(self) -> None:
-        self.was_training = self.model.training
-        self.model.eval()
-        super().__enter__()
-
-    def __exit__(self, *exc) -> None:
-        super().__exit__(*exc)
         self.model.train(self.was_training)
 
 
