@@ -67,19 +67,15 @@ def validate(spec: CheckerboardSpec) -> CheckerboardSpec:
     for name in ("steps", "width", "batch_size", "seed"):
         value = getattr(spec, name)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise UserError("check.whole_number", "{name} must be a whole number (got {value}).",
+            raise UserError("mnist.whole_number", "{name} must be a whole number (got {value}).",
                             name=name, value=value)
     if isinstance(spec.lr, bool) or not isinstance(spec.lr, (int, float)) or not math.isfinite(spec.lr):
         raise UserError("check.lr_not_a_number", "The learning rate must be a number (got {lr}).", lr=spec.lr)
     if not 0 < spec.lr <= MAX_LR:
         raise UserError("check.lr_range", "The learning rate must be above 0 and at most {max:g}, such as 3e-3 "
                         "(got {lr:g}).", lr=spec.lr, max=MAX_LR)
-    for name, value, low, high in (("steps", spec.steps, 1, MAX_STEPS), ("width", spec.width, MIN_WIDTH, MAX_WIDTH),
-                                   ("batch_size", spec.batch_size, MIN_BATCH, MAX_BATCH),
-                                   ("seed", spec.seed, 0, 2**31 - 1)):
-        if not low <= value <= high:
-            raise UserError("check.range", "{name} must be between {low} and {high} (got {value}).",
-                            name=name, low=low, high=high, value=value)
+    specs.check_ranges((("steps", spec.steps, 1, MAX_STEPS), ("width", spec.width, MIN_WIDTH, MAX_WIDTH),
+                        ("batch_size", spec.batch_size, MIN_BATCH, MAX_BATCH), ("seed", spec.seed, 0, 2**31 - 1)))
     return spec
 
 

@@ -107,12 +107,8 @@ def validate(spec: RnnSpec) -> RnnSpec:
     if not 0 < spec.pct_start < 1:
         raise UserError("rnn.pct_range", "The warm-up share of the cycle must be between 0 and 1, such as 0.3 "
                         "(got {pct:g}).", pct=spec.pct_start)
-    for name, value, low, high in (("epochs", spec.epochs, 1, MAX_EPOCHS), ("bs", spec.bs, 2, MAX_BS),
-                                   ("bptt", spec.bptt, 1, MAX_BPTT), ("nh", spec.nh, 2, MAX_NH),
-                                   ("seed", spec.seed, 0, 2**31 - 1)):
-        if not low <= value <= high:
-            raise UserError("rnn.range", "{name} must be between {low} and {high} (got {value}).",
-                            name=name, low=low, high=high, value=value)
+    specs.check_ranges((("epochs", spec.epochs, 1, MAX_EPOCHS), ("bs", spec.bs, 2, MAX_BS),
+                        ("bptt", spec.bptt, 1, MAX_BPTT), ("nh", spec.nh, 2, MAX_NH), ("seed", spec.seed, 0, 2**31 - 1)))
     if spec.model == "model0" and (spec.bptt != 3 or spec.randomise):
         raise UserError("rnn.model0_reads_three", "Model0 reads exactly three words: set bptt to 3 and switch off "
                         "the randomised lengths (Model1, the loop, reads any number).")

@@ -52,3 +52,11 @@ def measured_rates(runs: list[dict], device: str, spec_from_dict: Callable[[dict
             continue
         rates[key(spec)] = result["seconds"] / work(spec)
     return rates
+
+
+def check_ranges(ranges: tuple[tuple[str, float, float, float], ...]) -> None:
+    """A UserError naming the first (name, value, low, high) whose value lies outside [low, high]."""
+    for name, value, low, high in ranges:
+        if not low <= value <= high:
+            raise UserError("spec.range", "{name} must be between {low} and {high} (got {value}).",
+                            name=name, low=low, high=high, value=value)
