@@ -85,3 +85,20 @@ def pool_out(n: int, kernel: int, stride: int | None = None, padding: int = 0, d
     if size < 1:
         raise _empty_output(span, padded, n, padding)
     return size
+
+
+def conv_out_worked(n: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> str:
+    """The convolution's size formula with these numbers in it, worked to its answer (or raising
+    as ``conv_out`` does)."""
+    size = conv_out(n, kernel, stride, padding, dilation)
+    inside = n + 2 * padding - dilation * (kernel - 1) - 1
+    return (f"⌊({n} + 2·{padding} − {dilation}·({kernel} − 1) − 1) / {stride}⌋ + 1"
+            f" = ⌊{inside} / {stride}⌋ + 1 = {size}")
+
+
+def conv_transpose_out_worked(n: int, kernel: int, stride: int = 1, padding: int = 0, output_padding: int = 0,
+                              dilation: int = 1) -> str:
+    """The transposed convolution's size formula with these numbers in it, worked to its answer."""
+    size = conv_transpose_out(n, kernel, stride, padding, output_padding, dilation)
+    return (f"({n} − 1)·{stride} − 2·{padding} + {dilation}·({kernel} − 1) + {output_padding} + 1"
+            f" = {(n - 1) * stride} − {2 * padding} + {dilation * (kernel - 1)} + {output_padding} + 1 = {size}")

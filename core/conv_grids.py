@@ -18,6 +18,7 @@ from core.arithmetic import conv_out, conv_transpose_out
 from core.errors import UserError
 
 MAX_GRID = 16  # the largest input the lab draws: every cell keeps a readable number
+MAX_CANVAS = 40  # the largest canvas or zero-inserted grid of a transposed convolution it draws
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,20 @@ class ConvSettings:
         return conv_transpose_out(self.n, self.kernel, self.stride, self.padding, self.output_padding, self.dilation)
 
 
-def check_drawable(settings: ConvSettings) -> None:
-    """A UserError when the grids would be too big to read."""
+def check_drawable(settings: ConvSettings, transposed: bool = False) -> None:
+    """A UserError when the grids would be too big to read: the input and kernel, and for a transposed
+    convolution its canvas of stamps and its zero-inserted grid."""
     if settings.n > MAX_GRID or settings.kernel > MAX_GRID:
         raise UserError("arith.too_big", "The lab draws grids up to {most}×{most}: use a smaller input or kernel.",
                         most=MAX_GRID)
+    if transposed:
+        spread = (settings.n - 1) * settings.stride + 1
+        span = settings.dilation * (settings.kernel - 1)
+        widest = spread + max(span, 2 * (span - settings.padding)) + settings.output_padding
+        if widest > MAX_CANVAS:
+            raise UserError("arith.canvas_too_big", "The transposed convolution would need a {size}×{size} grid, too "
+                            "many cells to read (the lab draws up to {most}×{most}): use a smaller input, stride, "
+                            "kernel or dilation.", size=widest, most=MAX_CANVAS)
 
 
 def example_input(n: int, seed: int = 0) -> np.ndarray:
@@ -56,7 +66,7 @@ def example_kernel(k: int, seed: int = 0) -> np.ndarray:
 
 
 def _torch(grid: np.ndarray) -> torch.Tensor:
-    return torch.as_tensor(grid, dtype=torch.float64)[None, None]
+    return torch.tensor(grid, dtype=torch.float64)[None, None]  # a copy: the page may pass read-only arrays
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, s: ConvSettings) -> np.ndarray:

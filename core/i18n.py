@@ -16,10 +16,13 @@ def strings(language: str) -> dict[str, str]:
 
 
 def t(key: str, language: str = DEFAULT_LANGUAGE, **params) -> str:
-    """The text for ``key`` in ``language`` (English when missing there), formatted with params."""
+    """The text for ``key`` in ``language`` (English when missing there), formatted with params. A
+    message that wraps another (``detail_key`` and ``detail_params``) gets that one, translated, as ``detail``."""
     text = strings(language).get(key) or strings(DEFAULT_LANGUAGE).get(key)
     if text is None:
         raise KeyError(f"No text for {key!r}")
+    if "detail_key" in params:
+        params["detail"] = t(params["detail_key"], language, **params.get("detail_params", {}))
     return text.format(**params) if params else text
 
 

@@ -18,7 +18,7 @@ class Lab:
 LABS = (
     Lab("mnist", 1, 7, "pages/mnist_lab.py", "🔢", "mnist", ("mnist",)),
     Lab("schedules", 2, 13, "pages/schedule_lab.py", "📈", "sched", ("schedule",)),
-    Lab("convolutions", 2, 12, None, "🧮"),
+    Lab("convolutions", 2, 12, "pages/conv_lab.py", "🧮", "conv", ("checkerboard",)),
     Lab("style", 2, 13, None, "🎨"),
     Lab("gans", 2, 12, None, "🌀"),
     Lab("restoration", 1, 7, None, "🪄"),
@@ -40,6 +40,7 @@ SIZERS = {
     "schedule": "core.schedule_lab:size_of_values",
     "darknet": "core.darknet_lab:size_of_values",
     "rnn": "core.rnn_lab:size_of_values",
+    "checkerboard": "core.checkerboard_lab:size_of_values",
 }
 
 # Spec kind -> "module:function" that a worker process imports to train it.
@@ -49,4 +50,5 @@ RUNNERS = {
     "lr_finder": "core.schedule_lab:run_lr_finder",
     "darknet": "core.darknet_lab:run_darknet",
     "rnn": "core.rnn_lab:run_rnn",
+    "checkerboard": "core.checkerboard_lab:run_checkerboard",
 }

@@ -177,3 +177,29 @@ for epoch in range({epochs}):
         scheduler.step()
     print(f"epoch {{epoch + 1}}: training loss {{loss.item():.3f}}")
 '''
+
+
+def conv_snippet(settings, transposed: bool) -> str:
+    """The torch layer for the lab's one-channel (transposed) convolution, applied to a tensor of the
+    lab's input size, with the output size it prints."""
+    s = settings
+    if transposed:
+        layer = (f"nn.ConvTranspose2d(1, 1, kernel_size={s.kernel}, stride={s.stride}, padding={s.padding}, "
+                 f"output_padding={s.output_padding}, dilation={s.dilation}, bias=False)")
+        size = s.transpose_size()
+        functional = (f"F.conv_transpose2d(x, layer.weight, stride={s.stride}, padding={s.padding}, "
+                      f"output_padding={s.output_padding}, dilation={s.dilation})")
+    else:
+        layer = (f"nn.Conv2d(1, 1, kernel_size={s.kernel}, stride={s.stride}, padding={s.padding}, "
+                 f"dilation={s.dilation}, bias=False)")
+        size = s.conv_size()
+        functional = f"F.conv2d(x, layer.weight, stride={s.stride}, padding={s.padding}, dilation={s.dilation})"
+    return f'''import torch
+import torch.nn.functional as F
+from torch import nn
+
+layer = {layer}
+x = torch.randn(1, 1, {s.n}, {s.n})  # (batch, channels, height, width)
+print(layer(x).shape)  # torch.Size([1, 1, {size}, {size}])
+print(torch.allclose(layer(x), {functional}))  # the same thing as a function: True
+'''

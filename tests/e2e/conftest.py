@@ -91,13 +91,13 @@ def artifacts() -> Path:
 
 
 @contextlib.contextmanager
-def running_server(db_path: Path, log_path: Path, **environment: str):
-    """``streamlit run Home.py`` on a free port, with these extra environment variables; stopped afterwards."""
+def running_server(db_path: Path, log_path: Path, script: str = "Home.py", **environment: str):
+    """``streamlit run <script>`` on a free port, with these extra environment variables; stopped afterwards."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PLAYGROUND_DB": str(db_path), "PYTHONUNBUFFERED": "1", **environment}
     command = [
-        sys.executable, "-m", "streamlit", "run", "Home.py",
+        sys.executable, "-m", "streamlit", "run", script,
         "--server.port", str(port), "--server.address", "127.0.0.1",
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
     ]

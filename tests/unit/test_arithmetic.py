@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.arithmetic import conv_out, conv_transpose_out, pool_out
+from core.arithmetic import conv_out, conv_out_worked, conv_transpose_out, conv_transpose_out_worked, pool_out
 from core.conv_grids import (SHEET_INPUT, SHEET_KERNEL, ConvSettings, check_drawable, conv2d, conv_transpose2d,
                              example_input, example_kernel, interior, is_even, overlap_counts, overlap_counts_1d,
                              spreadsheet_fit, stamped, window, window_sum, written_sum, zero_inserted)
@@ -80,6 +80,16 @@ def test_the_lessons_sizes():
     assert [conv_out(n, 3, 2, 1) for n in (28, 14, 7, 4, 2)] == [14, 7, 4, 2, 1]  # Lesson 7's MNIST CNN
     assert conv_transpose_out(1, 4, 1, 0) == 4 and conv_transpose_out(4, 4, 2, 1) == 8  # DCGAN's generator
     assert conv_out(4, 3) == 2 and conv_transpose_out(2, 3) == 4  # the spreadsheet: 4×4 → 2×2 → 4×4
+
+
+def test_the_worked_formulas_show_the_settings_and_end_at_the_formulas_answer():
+    assert conv_out_worked(5, 3, 2, 1) == "⌊(5 + 2·1 − 1·(3 − 1) − 1) / 2⌋ + 1 = ⌊4 / 2⌋ + 1 = 3"
+    assert conv_transpose_out_worked(4, 4, 2, 1).endswith(f"= {conv_transpose_out(4, 4, 2, 1)}")
+    for config in CONFIGS[:50]:
+        settings = {k: v for k, v in config.items() if k != "output_padding"}
+        size = ours(conv_out, **settings)
+        if size is not None:
+            assert conv_out_worked(**settings).endswith(f"= {size}")
 
 
 @pytest.mark.parametrize("call, words", [

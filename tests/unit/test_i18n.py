@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from core import jobs, mnist_lab, rnn_lab, schedule_lab
+from core import jobs, mnist_lab, rnn_lab, schedule_lab, shape_tracer
+from core.conv_figures import GRID_LABEL_KEYS
+from core.models.upsampling_generator import UPSAMPLERS
 from core.schedules import OPTIMIZERS
 from core.viz import FINDER_LABEL_KEYS, SCHEDULE_LABEL_KEYS
 from ui.common import TRAINING_FIGURE_KEYS
@@ -29,6 +31,7 @@ from core.models import REGISTRY
 ROOT = Path(__file__).resolve().parents[2]
 RNN_TABS = ("data", "batches", "unroll", "train")  # pages/rnn_lab.py's TABS (a page cannot be imported here)
 RNN_COMPARISONS = ("written_out_vs_loop", "loop_vs_nn_rnn")  # core.rnn_explore.equivalence's rows
+CONV_TABS = ("window", "transposed", "sheet", "checker", "tracer")  # pages/conv_lab.py's TABS
 
 
 def load_locale(language: str) -> dict[str, str]:
@@ -210,6 +213,12 @@ def dynamic_families() -> dict[str, tuple[str, ...]]:
         "rnn.same_right.": RNN_COMPARISONS,
         "rnn.role.": ("i_h", "h_h", "h_o", "bn", "norm", "rnn"),  # the models' layer names
         "rnn.": ("train", "valid"),  # rnn.train_text, rnn.valid_text
+        "conv.tab.": CONV_TABS,
+        "conv.": ("n", "k", "s", "p", "d", "op"),  # the settings sliders and their help
+        "conv.grid.": GRID_LABEL_KEYS,
+        "conv.step.": ("window", "stamps", "sheet"),  # ui.conv_sections' steppers
+        "conv.up.": UPSAMPLERS,
+        "conv.preset.": tuple(shape_tracer.PRESETS),
     }
 
 

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from core.errors import UserError
+from core.i18n import t
 from core.models.inception import InceptionResNetB
 from core.shape_tracer import KINDS, PRESETS, inception_comparison, layer_code, parse_pair, parse_shape, trace
 
@@ -113,6 +114,8 @@ def test_a_kernel_wider_than_the_padded_input_names_the_row_and_axis():
     error = row_error([{"kind": "conv1x1", "out": 4}, {"kind": "conv", "out": 4, "kernel": "1x7"}], (1, 5, 5))
     assert error.key == "tracer.row_arith" and error.params["detail_key"] == "arith.conv_too_small"
     assert str(error).startswith("Row 2 (conv), along W:")
+    chinese = t(error.key, "zh", **error.params)  # the wrapped formula's message is translated too
+    assert chinese.startswith("第 2 行") and "The kernel" not in chinese and "卷积核" in chinese
 
 
 def test_an_enormous_input_is_refused_at_once():
