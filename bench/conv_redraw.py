@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.schedule_redraw import timed
 from core.arithmetic import conv_out_worked, conv_transpose_out_worked
 from core.conv_figures import GRID_LABEL_KEYS, stamps_figure, window_figure, zero_insertion_figure
 from core.conv_grids import (ConvSettings, conv_transpose2d, example_input, example_kernel, stamped, window_sum,
@@ -66,16 +67,6 @@ def torch_reference(s: ConvSettings, transposed: bool) -> None:
                            dilation=s.dilation)
     else:
         F.conv2d(x, w, stride=s.stride, padding=s.padding, dilation=s.dilation)
-
-
-def timed(function, repeats: int) -> list[float]:
-    function()  # warm: imports, plotly's validators
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def report(name: str, times: list[float]) -> None:

@@ -9,7 +9,8 @@ from core import shape_tracer as tracer
 from core.controls import Control
 from core.run_view import MAX_REPLAY_SPEED
 from ui import conv_sections as sections
-from ui.common import keep_widgets, mirror_to_link, page_header, replay_speed, settings_from_link, share_link, tr
+from ui.common import (keep_widgets, lab_tabs, mirror_to_link, page_header, replay_speed, settings_from_link,
+                       share_link, tr)
 
 
 def within(name: str):
@@ -67,31 +68,18 @@ def redraw_alone(draw_tab) -> None:
     remember()
 
 
-def remember_tab(labels: dict[str, str]) -> None:
-    st.session_state.conv_tab = next((name for name, label in labels.items() if label == st.session_state.conv_tabs),
-                                     "window")
-
-
 load_settings()
 # the tabs not shown this time keep their settings
 keep_widgets([f"conv_{name}" for name in WIDGETS] + ["conv_tshape"])
 page_header(tr("conv.title"), tr("conv.intro"), st.session_state.pop("conv_ignored", []))
 
-labels = {name: tr(f"conv.tab.{name}") for name in TABS}
-if st.session_state.get("conv_run_id") != st.session_state.get("conv_shown_run"):
-    st.session_state.conv_shown_run = st.session_state.get("conv_run_id")
-    if st.session_state.conv_shown_run:  # a run opened from a link or from Home, or just started: show it
-        st.session_state.conv_tab = "checker"
-st.session_state.conv_tabs = labels[st.session_state.conv_tab]  # the tab follows its name, whatever the language
-chosen = st.tabs(list(labels.values()), key="conv_tabs", on_change=remember_tab, args=(labels,))
-for name, tab in zip(TABS, chosen):
-    if tab.open:  # only the open tab runs (its widgets' values are kept above)
-        with tab:
-            draw_tab = getattr(sections, f"{name}_tab")
-            if name in QUICK_TABS:
-                st.fragment(redraw_alone)(draw_tab)
-            else:
-                draw_tab()
+name, tab = lab_tabs("conv", {name: tr(f"conv.tab.{name}") for name in TABS}, run_tab="checker")
+with tab:
+    draw_tab = getattr(sections, f"{name}_tab")
+    if name in QUICK_TABS:
+        st.fragment(redraw_alone)(draw_tab)
+    else:
+        draw_tab()
 
 remember()
 share_link("convolutions")

@@ -8,7 +8,8 @@ from core import rnn_lab as lab
 from core.controls import Control
 from core.run_view import MAX_REPLAY_SPEED
 from ui import rnn_sections as sections
-from ui.common import keep_widgets, mirror_to_link, page_header, replay_speed, settings_from_link, share_link, tr
+from ui.common import (keep_widgets, lab_tabs, mirror_to_link, page_header, replay_speed, settings_from_link,
+                       share_link, tr)
 
 TABS = ("data", "batches", "unroll", "train")
 CONTROLS = (
@@ -59,10 +60,6 @@ def settings_now() -> dict:
             "run": st.session_state.get("rnn_run_id") or "", "replay": replay_speed("rnn")}
 
 
-def remember_tab(labels: dict[str, str]) -> None:
-    st.session_state.rnn_tab = next((name for name, label in labels.items() if label == st.session_state.rnn_tabs), "data")
-
-
 load_settings()
 # the tabs not shown this time keep their settings
 keep_widgets([f"rnn_{name}" for name in (*WIDGETS, "vbatch", "vcolumn", "any_number", "compare")])
@@ -72,17 +69,9 @@ st.selectbox(tr("rnn.model"), lab.MODELS, key="rnn_model", format_func=lambda m:
              on_change=sections.apply_preset, help=tr("rnn.model_help"))
 st.caption(tr(f"rnn.what.{st.session_state.rnn_model}"))
 
-labels = {name: tr(f"rnn.tab.{name}") for name in TABS}
-if st.session_state.get("rnn_run_id") != st.session_state.get("rnn_shown_run"):
-    st.session_state.rnn_shown_run = st.session_state.get("rnn_run_id")
-    if st.session_state.rnn_shown_run:  # a run opened from a link or from Home, or just started: show it
-        st.session_state.rnn_tab = "train"
-st.session_state.rnn_tabs = labels[st.session_state.rnn_tab]  # the tab follows its name, whatever the language
-chosen = st.tabs(list(labels.values()), key="rnn_tabs", on_change=remember_tab, args=(labels,))
-for name, tab in zip(TABS, chosen):
-    if tab.open:  # only the open tab runs (its widgets' values are kept above)
-        with tab:
-            getattr(sections, f"{name}_tab")()
+name, tab = lab_tabs("rnn", {name: tr(f"rnn.tab.{name}") for name in TABS}, run_tab="train")
+with tab:  # only the open tab runs (its widgets' values are kept above)
+    getattr(sections, f"{name}_tab")()
 
 st.session_state.rnn_saved = {f"rnn_{name}": st.session_state[f"rnn_{name}"] for name in WIDGETS}
 mirror_to_link(CONTROLS, settings_now())

@@ -230,6 +230,25 @@ def run_from_link(run_id: str, kind: str, ignored: list[str]) -> str | None:
     return run_id
 
 
+def lab_tabs(prefix: str, labels: dict[str, str], run_tab: str):
+    """The lab's tabs (``labels``: name → label), open on the one the session last chose (``<prefix>_tab``),
+    or on ``run_tab`` when a run was just opened or started (``<prefix>_run_id`` changed). Returns the
+    open tab's name and container: only that tab's code runs, so a page keeps the others' widgets itself."""
+    if st.session_state.get(f"{prefix}_run_id") != st.session_state.get(f"{prefix}_shown_run"):
+        st.session_state[f"{prefix}_shown_run"] = st.session_state.get(f"{prefix}_run_id")
+        if st.session_state[f"{prefix}_shown_run"]:  # from a link or from Home, or just started: show it
+            st.session_state[f"{prefix}_tab"] = run_tab
+    st.session_state[f"{prefix}_tabs"] = labels[st.session_state[f"{prefix}_tab"]]  # whatever the language
+    chosen = st.tabs(list(labels.values()), key=f"{prefix}_tabs", on_change=_remember_tab, args=(prefix, labels))
+    return next((name, tab) for name, tab in zip(labels, chosen) if tab.open)
+
+
+def _remember_tab(prefix: str, labels: dict[str, str]) -> None:
+    chosen = st.session_state[f"{prefix}_tabs"]
+    st.session_state[f"{prefix}_tab"] = next((name for name, label in labels.items() if label == chosen),
+                                             next(iter(labels)))
+
+
 def mirror_to_link(controls: tuple[Control, ...], values: dict) -> None:
     """Keep the page's settings in the URL, so that the link reproduces what is on screen."""
     wanted = to_query(controls, values)

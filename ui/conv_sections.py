@@ -25,7 +25,7 @@ from ui.common import (cached_run_view, checked, job_manager, show_run_state, sh
                        visible_runs)
 
 PLAY_SECONDS = 0.9
-SHEET_PLAY_SECONDS, SHEET_STEPS_PER_TICK = 0.4, 12  # the 300 steps of the fit in about 10 s
+SHEET_PLAY_SECONDS, SHEET_STEPS_PER_TICK = 0.6, 15  # the 300 steps of the fit in about 12 s
 LIMITS = {"n": (1, 16), "k": (1, 7), "s": (1, 4), "p": (0, 4), "d": (1, 3), "op": (0, 3),
           "ck": (1, 7), "cs": (1, 4), "cn": (2, 8)}
 
@@ -45,6 +45,25 @@ def settings_sliders(transposed: bool) -> ConvSettings:
     values = st.session_state
     return ConvSettings(values.conv_n, values.conv_k, values.conv_s, values.conv_p, values.conv_d,
                         values.conv_op if transposed else 0)
+
+
+def sized_settings(transposed: bool) -> tuple[ConvSettings, int] | None:
+    """The sliders' (transposed) convolution and its output size, with the size formula worked out; None
+    after saying what to change when the settings cannot work or cannot be drawn."""
+    s = settings_sliders(transposed)
+    try:
+        check_drawable(s, transposed)
+        if transposed:
+            size = s.transpose_size()
+            worked = conv_transpose_out_worked(s.n, s.kernel, s.stride, s.padding, s.output_padding, s.dilation)
+        else:
+            size = s.conv_size()
+            worked = conv_out_worked(s.n, s.kernel, s.stride, s.padding, s.dilation)
+    except UserError as error:
+        show_user_error(error)
+        return None
+    st.markdown(tr("conv.size_formula", worked=worked, size=size))
+    return s, size
 
 
 def numbers_of(s: ConvSettings) -> tuple[np.ndarray, np.ndarray]:
@@ -126,15 +145,9 @@ def step_panel(name: str, first: int, last: int, draw: Callable[[int], None], se
 # ----- 1. the sliding window ----------------------------------------------------------------------------
 def window_tab() -> None:
     st.write(tr("conv.window_intro"))
-    s = settings_sliders(transposed=False)
-    try:
-        check_drawable(s)
-        size = s.conv_size()
-        worked = conv_out_worked(s.n, s.kernel, s.stride, s.padding, s.dilation)
-    except UserError as error:
-        show_user_error(error)
+    if (settings := sized_settings(transposed=False)) is None:
         return
-    st.markdown(tr("conv.size_formula", worked=worked, size=size))
+    s, size = settings
     x, w = numbers_of(s)
     labels = grid_labels()
 
@@ -156,15 +169,9 @@ def window_tab() -> None:
 # ----- 2. the transposed convolution, two ways ----------------------------------------------------------
 def transposed_tab() -> None:
     st.write(tr("conv.transposed_intro"))
-    s = settings_sliders(transposed=True)
-    try:
-        check_drawable(s, transposed=True)
-        size = s.transpose_size()
-        worked = conv_transpose_out_worked(s.n, s.kernel, s.stride, s.padding, s.output_padding, s.dilation)
-    except UserError as error:
-        show_user_error(error)
+    if (settings := sized_settings(transposed=True)) is None:
         return
-    st.markdown(tr("conv.size_formula", worked=worked, size=size))
+    s, size = settings
     x, w = numbers_of(s)
     labels = grid_labels()
     st.subheader(tr("conv.way_a"))
