@@ -2,6 +2,8 @@
 translated words."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -59,7 +61,8 @@ def losses_figure(frame: pd.DataFrame, names: dict[str, str], labels: dict[str, 
         figure.add_trace(go.Scatter(x=frame["step"], y=frame[column], name=names.get(upsampler, upsampler),
                                     mode="lines", line={"color": PALETTE[i % len(PALETTE)], "width": 2}))
     figure.update_xaxes(title_text=labels["step"])
-    figure.update_yaxes(title_text=labels["loss"], type="log")
+    # ticks at 1, 2, 4, 8 × a power of ten, each written in full (plotly's own log ticks write 0.2 as "2")
+    figure.update_yaxes(title_text=labels["loss"], type="log", dtick=math.log10(2), tickformat=".2g")
     figure.update_layout(height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10},
                          legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0})
     return figure

@@ -60,7 +60,7 @@ def grids_figure(panels: list[Panel], joiners: list[str], labels: dict[str, str]
     total_columns = sum(panel.values.shape[1] for panel in panels) + gap * (len(panels) - 1)
     rows = max(panel.values.shape[0] for panel in panels)
     cell = min(44.0, PAGE_WIDTH / total_columns)
-    font = {"size": max(8, min(16, int(cell * 0.42))), "color": "#263238"}
+    font = {"size": max(8, min(16, int(cell * 0.48))), "color": "#263238"}
     traces, annotations, shapes = [], [], []
     left = 0.0
     for index, panel in enumerate(panels):
@@ -123,8 +123,8 @@ def fit_figure(losses: list[float], step: int, least_squares: float, labels: dic
                                 line={"color": PALETTE[0], "width": 2}))
     figure.add_trace(go.Scatter(x=[step], y=[losses[step]], mode="markers", showlegend=False,
                                 marker={"color": PALETTE[0], "size": 9}, hoverinfo="skip"))
-    figure.add_hline(y=least_squares, line={"color": PALETTE[1], "dash": "dash"},
-                     annotation_text=labels["least_squares"], annotation_position="top right")
+    figure.add_trace(go.Scatter(x=[0, len(losses) - 1], y=[least_squares] * 2, mode="lines",
+                                name=labels["least_squares"], line={"color": PALETTE[1], "dash": "dash"}))
     figure.update_xaxes(title_text=labels["step"], range=[0, len(losses) - 1])
     figure.update_yaxes(title_text=labels["error"], type="log",
                         range=[np.log10(min(min(losses), least_squares) * 0.8), np.log10(max(losses) * 1.2)])

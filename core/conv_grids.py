@@ -99,14 +99,15 @@ def window_sum(x: np.ndarray, w: np.ndarray, row: int, col: int, s: ConvSettings
 
 
 def written_sum(pairs: list[tuple[float, float]], total: float, skip_zeros: bool = True) -> str:
-    """"3·1 + 5·(−1) + … = 7": the sum as the lab writes it (padding's zeros left out when asked)."""
+    """"3·1 + 5·(−1) + … = 7": the sum as the lab writes it (padding's zeros left out when asked; only the
+    factors get brackets)."""
     def number(v: float) -> str:
         text = f"{v:g}".replace("-", "−")
         return f"({text})" if v < 0 else text
 
     shown = [(v, w) for v, w in pairs if not (skip_zeros and v == 0)]
     terms = " + ".join(f"{number(v)}·{number(w)}" for v, w in shown) or "0"
-    return f"{terms} = {number(total)}"
+    return f"{terms} = {total:g}".replace("-", "−")
 
 
 # ----- the transposed convolution, two ways -------------------------------------------------------------

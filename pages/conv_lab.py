@@ -20,8 +20,7 @@ def within(name: str):
 
 TABS = ("window", "transposed", "sheet", "checker", "tracer")
 QUICK_TABS = ("window", "transposed")  # their sliders rerun only the tab: see redraw_alone
-CONTROLS = (
-    Control("tab", "window", TABS),
+CONTROLS = (  # the first is a widget's: it is gone when the student comes back from another page
     Control("n", 5, accept=within("n")),
     Control("k", 3, accept=within("k")),
     Control("s", 2, accept=within("s")),
@@ -34,6 +33,7 @@ CONTROLS = (
     Control("cn", 5, accept=within("cn")),
     Control("preset", "quick", checker.PRESETS),
     Control("tpreset", "mnist_cnn", tuple(tracer.PRESETS)),
+    Control("tab", "window", TABS),
     Control("run", "", accept=lambda v: re.fullmatch(r"[0-9a-f]{10}", v) is not None),
     Control("replay", 0.0, accept=lambda v: 0 <= v <= MAX_REPLAY_SPEED),
 )

@@ -410,9 +410,11 @@ def tracer_tab() -> None:
                    format_func=lambda name: tr(f"conv.preset.{name}"))
     right.text_input(tr("conv.tracer_shape"), key="conv_tshape", help=tr("conv.tracer_shape_help"))
     rows = preset_table(st.session_state.conv_tpreset)
+    key = f"conv_table_{st.session_state.conv_table_version}"
+    added = len(st.session_state.get(key, {}).get("added_rows", []))  # the editor grows with the rows added
     table = st.data_editor(
-        rows, num_rows="dynamic", hide_index=True, width="stretch", height=table_height(len(rows) + 1),
-        key=f"conv_table_{st.session_state.conv_table_version}", column_config={
+        rows, num_rows="dynamic", hide_index=True, width="stretch", height=table_height(len(rows) + added + 1),
+        key=key, column_config={
             "kind": st.column_config.SelectboxColumn(tr("conv.col_kind"), options=list(tracer.KINDS), required=True),
             "out": st.column_config.NumberColumn(tr("conv.col_out"), min_value=1, step=1, help=tr("conv.col_out_help")),
             "kernel": st.column_config.TextColumn(tr("conv.col_kernel"), help=tr("conv.col_kernel_help")),

@@ -34,6 +34,16 @@ def test_an_impossible_window_is_explained_and_a_possible_one_comes_back():
     assert not app.error and "so the output is **1×1**" in markdown(app)
 
 
+def test_settings_are_kept_on_a_visit_to_another_page():
+    app = open_page(PAGE, tab="window")
+    app.slider(key="conv_n").set_value(8).run()
+    app.slider(key="conv_p").set_value(2).run()
+    app.switch_page("pages/home.py").run()
+    app.switch_page(PAGE).run()
+    assert (app.slider(key="conv_n").value, app.slider(key="conv_p").value) == (8, 2)
+    assert "so the output is **5×5**" in markdown(app)
+
+
 def test_junk_in_the_link_is_named_and_replaced_by_defaults():
     app = open_page(PAGE, tab="window", k="-3", s="abc", n="99", d="2")
     warnings = " ".join(texts(app.warning))

@@ -126,6 +126,7 @@ def test_a_window_moves_by_the_stride_and_spreads_by_the_dilation():
 
 def test_the_written_sum_leaves_out_paddings_zeros_and_brackets_negatives():
     assert written_sum([(0.0, 1.0), (3.0, -1.0), (2.0, 2.0)], 1.0) == "3·(−1) + 2·2 = 1"
+    assert written_sum([(1.0, -1.0), (8.0, -1.0)], -9.0) == "1·(−1) + 8·(−1) = −9"  # a result needs no brackets
 
 
 def test_grids_larger_than_the_lab_draws_are_refused():
