@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import inspect
 
-from core.models import mnist_cnn
+from core.models import mnist_cnn, upsampling_generator
 
 
 def mnist_snippet(arch: str, epochs: int, max_lr: float, batch_size: int, optimizer: str) -> str:
@@ -203,3 +203,32 @@ x = torch.randn(1, 1, {s.n}, {s.n})  # (batch, channels, height, width)
 print(layer(x).shape)  # torch.Size([1, 1, {size}, {size}])
 print(torch.allclose(layer(x), {functional}))  # the same thing as a function: True
 '''
+
+
+def sheet_snippet(x, kernel) -> str:
+    """Lesson 12's spreadsheet deconvolution in plain PyTorch, for the lab's input and kernel: the same fit
+    as ``core.conv_grids.spreadsheet_fit``."""
+    return f'''import torch
+import torch.nn.functional as F
+
+x = torch.tensor({x.tolist()}, dtype=torch.float64)  # the 4×4 input
+kernel = torch.tensor({kernel.tolist()}, dtype=torch.float64)
+small = F.conv2d(x[None, None], kernel[None, None])  # 4×4 → 2×2
+scale = small.abs().max().clamp(min=1)  # the same steps whatever the numbers' size
+weights = torch.zeros(1, 1, 3, 3, dtype=torch.float64, requires_grad=True)  # the Solver's 9 cells
+optimizer = torch.optim.Adam([weights], lr=0.05)
+schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, 300)
+for step in range(300):
+    rebuilt = F.conv2d(small / scale, weights, padding=2)[0, 0]  # the 2×2 padded by 2, then 3×3: 4×4
+    loss = (rebuilt - x).abs().sum()  # L1 over the 16 cells
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    schedule.step()
+print(f"L1 error {{loss.item():.1f}}; filter:\\n{{(weights / scale)[0, 0].detach()}}")
+'''
+
+
+def upsampler_snippet() -> str:
+    """The five generators of the checkerboard comparison: core/models/upsampling_generator.py as it is."""
+    return inspect.getsource(upsampling_generator)

@@ -11,7 +11,7 @@ import streamlit as st
 
 from core import checkerboard_lab as checker
 from core import shape_tracer as tracer
-from core.arithmetic import conv_out_worked, conv_transpose_out_worked
+from core.arithmetic import conv_out, conv_out_worked, conv_transpose_out_worked
 from core.checkerboard_figures import losses_figure, outputs_and_spectra_figure
 from core.conv_figures import (GRID_LABEL_KEYS, fit_figure, overlap_figure, sheet_figure, stamps_figure, window_figure,
                                zero_insertion_figure)
@@ -20,7 +20,7 @@ from core.conv_grids import (SHEET_INPUT, SHEET_KERNEL, ConvSettings, check_draw
                              window_sum, written_sum, zero_inserted)
 from core.errors import UserError
 from core.models.upsampling_generator import UPSAMPLERS
-from core.snippets import conv_snippet
+from core.snippets import conv_snippet, sheet_snippet, upsampler_snippet
 from ui.common import (cached_run_view, checked, job_manager, show_run_state, show_user_error, tr, train_and_cancel,
                        visible_runs)
 
@@ -64,6 +64,14 @@ def sized_settings(transposed: bool) -> tuple[ConvSettings, int] | None:
         return None
     st.markdown(tr("conv.size_formula", worked=worked, size=size))
     return s, size
+
+
+def undoes_shape(s: ConvSettings, size: int) -> bool:
+    """Whether the convolution with the same settings takes the transposed one's output back to its input size."""
+    try:
+        return conv_out(size, s.kernel, s.stride, s.padding, s.dilation) == s.n
+    except UserError:
+        return False
 
 
 def numbers_of(s: ConvSettings) -> tuple[np.ndarray, np.ndarray]:
@@ -172,6 +180,8 @@ def transposed_tab() -> None:
     if (settings := sized_settings(transposed=True)) is None:
         return
     s, size = settings
+    if undoes_shape(s, size):
+        st.caption(tr("conv.undoes_shape", n=s.n, size=size))
     x, w = numbers_of(s)
     labels = grid_labels()
     st.subheader(tr("conv.way_a"))
@@ -254,6 +264,8 @@ def sheet_tab() -> None:
 
     stepper("sheet", 0, len(fit.losses) - 1, draw, seconds=SHEET_PLAY_SECONDS, stride=SHEET_STEPS_PER_TICK)
     st.caption(tr("conv.sheet_caption", final=fit.losses[-1], least_squares=fit.least_squares_l1))
+    with st.expander(tr("mnist.code")):
+        st.code(sheet_snippet(x, kernel), language="python")
 
 
 # ----- 4. checkerboards ---------------------------------------------------------------------------------
@@ -332,6 +344,8 @@ def train_panel(init_scores: dict[str, float]) -> None:
         watching = train_and_cancel("conv", checker.KIND, spec, tr("conv.train"), seconds)
     with facts:
         st.caption(tr("conv.task"))
+        with st.expander(tr("mnist.code")):
+            st.code(upsampler_snippet(), language="python")
     live_panel(watching, init_scores)
 
 

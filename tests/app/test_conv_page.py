@@ -56,6 +56,7 @@ def test_junk_in_the_link_is_named_and_replaced_by_defaults():
 def test_the_transposed_convolution_two_ways_agrees_with_torch():
     app = open_page(PAGE, tab="transposed", n="4", k="4", s="2", p="1", op="0")
     assert "so the output is **8×8**" in markdown(app)  # DCGAN's doubling
+    assert any("takes 8×8 back to 4×4" in caption for caption in texts(app.caption))
     assert any("give the same 8×8 output: the largest difference between them is 0.0e+00" in text
                for text in texts(app.success))
     assert "Stamp **1 of 16**: input cell (0, 0)" in markdown(app)

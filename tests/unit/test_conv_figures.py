@@ -1,15 +1,20 @@
-"""The convolution lab's figures show what the numbers say: the lit cells are the window's, the
-output fills in cell by cell, the stamps build torch's answer, and impossible pictures are refused."""
+"""The convolution lab's figures and code panels show what the numbers say: the lit cells are the
+window's, the output fills in cell by cell, the stamps build torch's answer, impossible pictures are
+refused, and the code to take home prints what the lab shows."""
 from __future__ import annotations
+
+import contextlib
+import io
 
 import numpy as np
 import pytest
 
 from core.conv_figures import (CURRENT, DONE, FEEDS, GRID_LABEL_KEYS, PADDING, PENDING, cell_text, fit_figure,
                                overlap_figure, sheet_figure, stamps_figure, window_figure, zero_insertion_figure)
-from core.conv_grids import (SHEET_INPUT, ConvSettings, check_drawable, conv2d, conv_transpose2d, example_input,
-                             example_kernel, overlap_counts, spreadsheet_fit, window)
+from core.conv_grids import (SHEET_INPUT, SHEET_KERNEL, ConvSettings, check_drawable, conv2d, conv_transpose2d,
+                             example_input, example_kernel, overlap_counts, spreadsheet_fit, window)
 from core.errors import UserError
+from core.snippets import conv_snippet, sheet_snippet
 
 LABELS = {key: key for key in GRID_LABEL_KEYS} | {"cell": "r{row} c{column}", "count": "count", "step": "step",
                                                    "error": "error", "fit": "fit", "least_squares": "lsq"}
@@ -85,3 +90,25 @@ def test_the_fit_curve_grows_to_the_step_shown_in_a_fixed_frame():
     assert early.layout.yaxis.range == late.layout.yaxis.range
     grids = panel_traces(sheet_figure(fit, SHEET_INPUT, 300, LABELS))
     assert [np.array(g.z).shape for g in grids] == [(6, 6), (3, 3), (4, 4), (4, 4)]
+
+
+# ----- the code panels --------------------------------------------------------------------------------
+def printed_by(code: str) -> str:
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        exec(code, {})
+    return output.getvalue()
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_the_layer_code_prints_the_size_the_lab_shows(transposed):
+    s = ConvSettings(6, 3, stride=2, padding=1, output_padding=1 if transposed else 0)
+    size = s.transpose_size() if transposed else s.conv_size()
+    assert printed_by(conv_snippet(s, transposed)) == f"torch.Size([1, 1, {size}, {size}])\nTrue\n"
+
+
+def test_the_spreadsheet_code_reaches_the_labs_fit():
+    edited = SHEET_INPUT.copy()
+    edited[0, 0] = 5  # a student's edit
+    printed = printed_by(sheet_snippet(edited, SHEET_KERNEL))
+    assert printed.startswith(f"L1 error {spreadsheet_fit(edited).losses[-2]:.1f};")
