@@ -1,6 +1,6 @@
 """The convolution lab in a real browser: Play slides the window (the lit box moves and the sum
-changes), a slider redraws the grids, the transposed convolution agrees with torch, and the
-quick checkerboard run trains to its end."""
+changes), a slider redraws the grids and the link, the transposed convolution agrees with torch,
+and the quick checkerboard run trains to its end."""
 from __future__ import annotations
 
 import json
@@ -28,7 +28,7 @@ def open_lab(page: Page, server, query: str) -> None:
     page.goto(f"{server.url}/convolutions?{query}")
 
 
-def test_play_slides_the_window_over_the_input(page: Page, server, artifacts):
+def test_play_slides_the_window_then_a_slider_and_the_transposed_tab_redraw(page: Page, server, artifacts):
     page.goto(server.url)
     page.get_by_role("link", name=EN["lab.convolutions.title"]).first.click()
     expect(page.locator("h1").filter(has_text="Convolution arithmetic")).to_be_visible()
@@ -49,22 +49,16 @@ def test_play_slides_the_window_over_the_input(page: Page, server, artifacts):
     expect(page.get_by_role("button", name=EN["rnn.play"])).to_be_visible()  # it stopped at the last cell
     page.screenshot(path=str(artifacts / "conv-window.png"))
 
-
-def test_a_slider_redraws_the_grids(page: Page, server):
-    open_lab(page, server, "tab=window&n=6")
-    expect(page.get_by_text("so the output is 3×3")).to_be_visible(timeout=60_000)
     slider = page.locator('[data-testid="stSlider"]').filter(has_text=EN["conv.n"]).get_by_role("slider")
     slider.focus()
-    slider.press("ArrowRight")
-    expect(page.get_by_text("so the output is 4×4")).to_be_visible()
-    assert "n=7" in page.url  # the link follows
-    page.keyboard.press("End")
-    expect(page.get_by_text("so the output is 8×8")).to_be_visible()  # 16×16 input: the largest grid
+    slider.press("ArrowLeft")  # a 4×4 input
+    expect(page.get_by_text("so the output is 2×2")).to_be_visible()
+    expect(page.get_by_text("Output cell 1 of 4: row 0, column 0.")).to_be_visible()  # a new grid starts again
+    page.wait_for_url("**n=4**")  # the link follows
 
-
-def test_the_transposed_convolution_two_ways_agrees_with_torch(page: Page, server, artifacts):
-    open_lab(page, server, "tab=transposed&n=4&k=4&s=2&p=1&op=0")
-    expect(page.get_by_text("so the output is 8×8")).to_be_visible(timeout=60_000)
+    page.get_by_role("tab", name=EN["conv.tab.transposed"]).click()  # the same settings, output padding 1
+    expect(page.get_by_text("so the output is 8×8")).to_be_visible()
+    expect(page.get_by_text("takes 8×8 back to 4×4")).to_be_visible()
     expect(page.get_by_text("give the same 8×8 output")).to_be_visible()
     expect(page.locator('[data-testid="stPlotlyChart"]')).to_have_count(2)
     page.screenshot(path=str(artifacts / "conv-transposed.png"))
