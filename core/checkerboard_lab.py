@@ -296,6 +296,7 @@ def train_checkerboard(spec: CheckerboardSpec, context) -> None:
     context.emit("result", {
         "seconds": seconds, "device": device.describe(), "steps": spec.steps, "final_loss": losses,
         "outputs": {upsampler: np.round(output[0], 4).tolist() for upsampler, output in outputs.items()},
+        "spectra": {upsampler: np.round(spectrum(output), 3).tolist() for upsampler, output in outputs.items()},
         "spectra_score": {upsampler: checkerboard_score(output) for upsampler, output in outputs.items()},
     })
 

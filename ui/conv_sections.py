@@ -282,12 +282,10 @@ def upsampler_names() -> dict[str, str]:
     return {name: tr(f"conv.up.{name}") for name in UPSAMPLERS}
 
 
-def spectra_figure(outputs: dict[str, np.ndarray]):
-    """The first digit of each upsampler above the batch's spectrum."""
-    return outputs_and_spectra_figure({name: images[0] for name, images in outputs.items()},
-                                      {name: checker.spectrum(images) for name, images in outputs.items()},
-                                      upsampler_names(), {"x": tr("conv.pixel_x"), "y": tr("conv.pixel_y"),
-                                                          "frequency": tr("conv.frequency")})
+def spectra_figure(images: dict[str, np.ndarray], spectra: dict[str, np.ndarray]):
+    """Each upsampler's first digit above the batch's mean spectrum."""
+    return outputs_and_spectra_figure(images, spectra, upsampler_names(), {
+        "x": tr("conv.pixel_x"), "y": tr("conv.pixel_y"), "frequency": tr("conv.frequency")})
 
 
 def checker_tab() -> None:
@@ -315,7 +313,9 @@ def checker_tab() -> None:
     st.write(tr("conv.generators_intro"))
     outputs = untrained(checker.preset_spec(st.session_state.conv_preset).width)
     st.markdown(f"**{tr('conv.at_init')}**")
-    st.plotly_chart(spectra_figure(outputs), width="stretch", key="conv_init_spectra")
+    st.plotly_chart(spectra_figure({name: images[0] for name, images in outputs.items()},
+                                   {name: checker.spectrum(images) for name, images in outputs.items()}),
+                    width="stretch", key="conv_init_spectra")
     st.caption(tr("conv.spectra_caption"))
     scores = {name: checker.checkerboard_score(images) for name, images in outputs.items()}
     train_panel(scores)
@@ -375,9 +375,10 @@ def live_panel(watching: bool, init_scores: dict[str, float]) -> None:
                             width="stretch", key="conv_losses")
             st.caption(tr("conv.losses_caption"))
         if view.result:
-            trained = {name: np.array(output)[None] for name, output in view.result["outputs"].items()}
+            images = {name: np.array(output) for name, output in view.result["outputs"].items()}
+            spectra = {name: np.array(values) for name, values in view.result["spectra"].items()}
             st.markdown(f"**{tr('conv.after_training', steps=view.result['steps'])}**")
-            st.plotly_chart(spectra_figure(trained), width="stretch", key="conv_trained_spectra")
+            st.plotly_chart(spectra_figure(images, spectra), width="stretch", key="conv_trained_spectra")
             score_table(init_scores, view.result["spectra_score"])
         elif view.sample_png:
             st.image(view.sample_png, caption=tr("conv.samples_caption"))

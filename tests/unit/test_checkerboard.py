@@ -124,6 +124,7 @@ def test_a_run_shows_its_outputs_and_ends_with_lower_losses(tiny_run):
     assert result["steps"] == TINY["steps"] and result["device"] and result["seconds"] > 0
     assert all(result["final_loss"][name] < first[f"loss_{name}"] for name in UPSAMPLERS)
     assert all(np.array(result["outputs"][name]).shape == (32, 32) for name in UPSAMPLERS)
+    assert all(np.array(result["spectra"][name]).shape == (32, 32) for name in UPSAMPLERS)  # the batch's, as at init
     assert set(result["spectra_score"]) == set(UPSAMPLERS)
 
 
