@@ -91,7 +91,8 @@ def window(row: int, col: int, s: ConvSettings) -> list[tuple[int, int, int, int
             for i in range(s.kernel) for j in range(s.kernel)]
 
 
-def window_sum(x: np.ndarray, w: np.ndarray, row: int, col: int, s: ConvSettings) -> tuple[list[tuple[float, float]], float]:
+def window_sum(x: np.ndarray, w: np.ndarray, row: int, col: int,
+               s: ConvSettings) -> tuple[list[tuple[float, float]], float]:
     """The products that make output cell (row, col), as (input value, weight) pairs, and their sum."""
     grid = padded(x, s.padding)
     pairs = [(float(grid[r, c]), float(w[i, j])) for r, c, i, j in window(row, col, s)]
@@ -163,6 +164,21 @@ def zero_inserted(x: np.ndarray, w: np.ndarray, s: ConvSettings) -> ZeroInserted
     flipped = w[::-1, ::-1].copy()
     ordinary = ConvSettings(grid.shape[0], s.kernel, 1, 0, s.dilation)
     return ZeroInserted(grid, kind, flipped, ordinary, conv2d(grid, flipped, ordinary))
+
+
+def two_ways_difference(x: np.ndarray, w: np.ndarray, s: ConvSettings) -> float:
+    """The largest difference of either way, (a) stamps or (b) zero insertion, from torch's conv_transpose2d."""
+    by_torch = conv_transpose2d(x, w, s)
+    return float(max(np.abs(stamped(x, w, s).output - by_torch).max(),
+                     np.abs(zero_inserted(x, w, s).output - by_torch).max()))
+
+
+def undoes_shape(s: ConvSettings) -> bool:
+    """Whether the convolution with the same settings takes the transposed one's output back to its input size."""
+    try:
+        return conv_out(s.transpose_size(), s.kernel, s.stride, s.padding, s.dilation) == s.n
+    except UserError:
+        return False
 
 
 def pad_or_crop(grid: np.ndarray, before: int, after: int, fill: int = 0) -> np.ndarray:

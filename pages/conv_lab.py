@@ -62,8 +62,9 @@ def remember() -> None:
 
 
 def redraw_alone(draw_tab) -> None:
-    """A tab as a fragment: a slider there reruns only the tab, not the page and its sidebar (about
-    120 ms less per change on a 2-core server), so the tab keeps the link itself."""
+    """A tab, then its settings kept. The quick tabs run as fragments: a slider there reruns only the tab,
+    not the page and its sidebar (about 120 ms less per change on a 2-core server), so each tab keeps
+    the link itself."""
     draw_tab()
     remember()
 
@@ -79,7 +80,6 @@ with tab:
     if name in QUICK_TABS:
         st.fragment(redraw_alone)(draw_tab)
     else:
-        draw_tab()
+        redraw_alone(draw_tab)
 
-remember()
 share_link("convolutions")

@@ -11,13 +11,13 @@ import streamlit as st
 
 from core import checkerboard_lab as checker
 from core import shape_tracer as tracer
-from core.arithmetic import conv_out, conv_out_worked, conv_transpose_out_worked
+from core.arithmetic import conv_out_worked, conv_transpose_out_worked
 from core.checkerboard_figures import losses_figure, outputs_and_spectra_figure
 from core.conv_figures import (GRID_LABEL_KEYS, fit_figure, overlap_figure, sheet_figure, stamps_figure, window_figure,
                                zero_insertion_figure)
-from core.conv_grids import (SHEET_INPUT, SHEET_KERNEL, ConvSettings, check_drawable, check_sheet, conv_transpose2d,
-                             example_input, example_kernel, interior, is_even, overlap_counts, spreadsheet_fit, stamped,
-                             window_sum, written_sum, zero_inserted)
+from core.conv_grids import (SHEET_INPUT, SHEET_KERNEL, ConvSettings, check_drawable, check_sheet, example_input,
+                             example_kernel, interior, is_even, overlap_counts, spreadsheet_fit, two_ways_difference,
+                             undoes_shape, window_sum, written_sum)
 from core.errors import UserError
 from core.models.upsampling_generator import UPSAMPLERS
 from core.snippets import conv_snippet, sheet_snippet, upsampler_snippet
@@ -64,14 +64,6 @@ def sized_settings(transposed: bool) -> tuple[ConvSettings, int] | None:
         return None
     st.markdown(tr("conv.size_formula", worked=worked, size=size))
     return s, size
-
-
-def undoes_shape(s: ConvSettings, size: int) -> bool:
-    """Whether the convolution with the same settings takes the transposed one's output back to its input size."""
-    try:
-        return conv_out(size, s.kernel, s.stride, s.padding, s.dilation) == s.n
-    except UserError:
-        return False
 
 
 def numbers_of(s: ConvSettings) -> tuple[np.ndarray, np.ndarray]:
@@ -180,7 +172,7 @@ def transposed_tab() -> None:
     if (settings := sized_settings(transposed=True)) is None:
         return
     s, size = settings
-    if undoes_shape(s, size):
+    if undoes_shape(s):
         st.caption(tr("conv.undoes_shape", n=s.n, size=size))
     x, w = numbers_of(s)
     labels = grid_labels()
@@ -202,9 +194,7 @@ def transposed_tab() -> None:
     st.plotly_chart(zero_insertion_figure(x, w, s, labels), width="stretch", key="conv_zeros_chart",
                     config={"displayModeBar": False})
     colour_key()
-    by_stamps, by_zeros, by_torch = stamped(x, w, s).output, zero_inserted(x, w, s).output, conv_transpose2d(x, w, s)
-    difference = float(max(np.abs(by_stamps - by_torch).max(), np.abs(by_zeros - by_torch).max()))
-    st.success(tr("conv.ways_agree", size=size, difference=difference), icon="🟰")
+    st.success(tr("conv.ways_agree", size=size, difference=two_ways_difference(x, w, s)), icon="🟰")
     new_numbers_button()
     with st.expander(tr("mnist.code")):
         st.code(conv_snippet(s, transposed=True), language="python")

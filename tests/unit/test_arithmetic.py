@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from core.arithmetic import conv_out, conv_out_worked, conv_transpose_out, conv_transpose_out_worked, pool_out
 from core.conv_grids import (SHEET_INPUT, SHEET_KERNEL, ConvSettings, check_drawable, conv2d, conv_transpose2d,
                              example_input, example_kernel, interior, is_even, overlap_counts, overlap_counts_1d,
-                             spreadsheet_fit, stamped, window, window_sum, written_sum, zero_inserted)
+                             spreadsheet_fit, stamped, two_ways_difference, undoes_shape, window, window_sum,
+                             written_sum, zero_inserted)
 from core.errors import UserError
 
 RANDOM = random.Random(12)
@@ -154,6 +155,13 @@ def test_stamps_and_zero_insertion_both_equal_conv_transpose2d():
         np.testing.assert_allclose(zero_inserted(x, w, settings).output, expected, err_msg=str(settings))
         checked += 1
     assert checked > 200
+
+
+def test_the_two_ways_differ_from_torch_only_by_rounding_and_the_shape_undoes_the_convs():
+    assert two_ways_difference(example_input(5), example_kernel(3), ConvSettings(5, 3, 2, 1, output_padding=1)) == 0
+    assert undoes_shape(ConvSettings(5, 3, 2, 1, output_padding=1))  # 5 → 10 → 5, the sliding window's default
+    # output padding at least the stride (allowed under a larger dilation) adds a cell the convolution keeps
+    assert not undoes_shape(ConvSettings(5, 3, stride=1, dilation=2, output_padding=1))  # 5 → 10 → 6
 
 
 def test_zero_insertion_puts_stride_minus_one_zeros_between_cells_and_flips_the_kernel():
