@@ -15,7 +15,7 @@ from torch import nn
 from torchvision.utils import make_grid
 
 from core import classroom, specs
-from core.data.mnist import denormalise
+from core.data.mnist import padded_tanh
 from core.errors import RunCancelled, TrainingDiverged, UserError
 from core.mnist_lab import cached_digits
 from core.models.upsampling_generator import UPSAMPLERS, upsampling_generator
@@ -27,7 +27,6 @@ KIND = "checkerboard"
 PRESETS = ("quick", "demo", "lecture")
 STAGES = 2  # 8 → 16 → 32
 INPUT_SIZE, OUTPUT_SIZE = 8, 32
-BACKGROUND = -1.0  # the targets are in [-1, 1]: -1 is MNIST's black
 PROBE_DIGITS, SAMPLE_DIGITS, SAMPLE_ZOOM = 16, 8, 4
 SAMPLE_EVERY_SECONDS = 2.0
 EXPLODE_FACTOR = 20.0  # as core.train.NaNGuard: a loss 20 times its first one has diverged
@@ -103,7 +102,7 @@ def size_of_values(values: dict) -> str:
 # ----- the task: super-resolution of MNIST digits ------------------------------------------------------
 def targets_of(digits: torch.Tensor) -> torch.Tensor:
     """MNIST's normalised 28×28 digits as 32×32 targets in [-1, 1] (32 = 8·2·2: two exact doublings)."""
-    return F.pad(denormalise(digits) * 2 - 1, [(OUTPUT_SIZE - 28) // 2] * 4, value=BACKGROUND)
+    return padded_tanh(digits, OUTPUT_SIZE)
 
 
 def inputs_of(targets: torch.Tensor) -> torch.Tensor:

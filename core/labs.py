@@ -20,7 +20,7 @@ LABS = (
     Lab("schedules", 2, 13, "pages/schedule_lab.py", "📈", "sched", ("schedule",)),
     Lab("convolutions", 2, 12, "pages/conv_lab.py", "🧮", "conv", ("checkerboard",)),
     Lab("style", 2, 13, None, "🎨"),
-    Lab("gans", 2, 12, None, "🌀"),
+    Lab("gans", 2, 12, "pages/gan_lab.py", "🌀", "gan", ("gan", "cyclegan")),
     Lab("restoration", 1, 7, None, "🪄"),
     Lab("rnn", 1, 7, "pages/rnn_lab.py", "🔁", "rnn", ("rnn",)),
     Lab("bias", 2, 13, None, "⚖️"),
@@ -41,6 +41,8 @@ SIZERS = {
     "darknet": "core.darknet_lab:size_of_values",
     "rnn": "core.rnn_lab:size_of_values",
     "checkerboard": "core.checkerboard_lab:size_of_values",
+    "gan": "core.gan.dcgan:size_of_values",
+    "cyclegan": "core.gan.cyclegan:size_of_values",
 }
 
 # Spec kind -> "module:function" that a worker process imports to train it.
@@ -51,4 +53,6 @@ RUNNERS = {
     "darknet": "core.darknet_lab:run_darknet",
     "rnn": "core.rnn_lab:run_rnn",
     "checkerboard": "core.checkerboard_lab:run_checkerboard",
+    "gan": "core.gan.dcgan:run_gan",
+    "cyclegan": "core.gan.cyclegan:run_cyclegan",
 }

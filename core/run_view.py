@@ -19,6 +19,7 @@ class RunView:
     cursor: int = 0
     rows: list[dict] = field(default_factory=list)
     sample_png: bytes | None = None
+    samples: list[tuple[int, bytes]] = field(default_factory=list)  # (step, png) of every grid, for a scrubber
     result: dict | None = None
     state: str | None = None
     message: dict | None = None
@@ -31,6 +32,7 @@ class RunView:
                 self.last_event_time = event.t
             elif event.kind == "samples":
                 self.sample_png = event.data["png"]
+                self.samples.append((event.data.get("step", 0), event.data["png"]))
             elif event.kind == "result":
                 self.result = event.data
             elif event.kind == "state":

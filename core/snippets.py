@@ -232,3 +232,22 @@ print(f"L1 error {{loss.item():.1f}}; filter:\\n{{(weights / scale)[0, 0].detach
 def upsampler_snippet() -> str:
     """The five generators of the checkerboard comparison: core/models/upsampling_generator.py as it is."""
     return inspect.getsource(upsampling_generator)
+
+
+def gan_step_snippet(loss: str) -> str:
+    """The training step the GAN lab runs, as it is in core/gan/dcgan.py: DCGAN's, or WGAN's critic step,
+    its rule for how many, and its generator step."""
+    from core.gan import dcgan
+
+    functions = ((dcgan.update, dcgan.dcgan_step) if loss == "dcgan" else
+                 (dcgan.update, dcgan.clip_, dcgan.critic_step, dcgan.critic_steps, dcgan.wgan_generator_step))
+    return "\n\n".join(inspect.getsource(function) for function in functions)
+
+
+def cyclegan_step_snippet() -> str:
+    """CycleGAN's losses and training step, as they are in core/gan/cyclegan.py."""
+    from core.gan import cyclegan
+
+    return "\n\n".join(inspect.getsource(function) for function in (
+        cyclegan.lsgan_loss, cyclegan.cycle_loss, cyclegan.identity_loss, cyclegan.generator_losses,
+        cyclegan.discriminator_loss, cyclegan.train_step))

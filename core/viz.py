@@ -91,7 +91,7 @@ def training_figure(runs: Sequence[tuple[str, pd.DataFrame]], labels: dict[str, 
     for i, (name, frame) in enumerate(runs):
         colour = PALETTE[i % len(PALETTE)]
         valid = frame.dropna(subset=["accuracy"]) if "accuracy" in frame else frame.iloc[0:0]
-        frame = _thinned(frame)
+        frame = thinned(frame)
         traces = [
             ((1, 1), frame["step"], frame["train_loss"], f"{name} · {labels['train']}", dict(width=1)),
             ((1, 1), valid["step"], valid.get("valid_loss"), f"{name} · {labels['valid']}", dict(width=2, dash="dot")),
@@ -113,7 +113,7 @@ def training_figure(runs: Sequence[tuple[str, pd.DataFrame]], labels: dict[str, 
     return figure
 
 
-def _thinned(frame: pd.DataFrame, most: int = MAX_LINE_POINTS) -> pd.DataFrame:
+def thinned(frame: pd.DataFrame, most: int = MAX_LINE_POINTS) -> pd.DataFrame:
     """Every k-th step (and the last) of a long run: the browser need not draw 10,000 points."""
     stride = math.ceil(len(frame) / most)
     if stride <= 1:
@@ -191,14 +191,14 @@ def schedule_figure(plan: pd.DataFrame | None, boundaries: Sequence[int], phase_
         _phase_marks(figure, boundaries, phase_names)
     for i, (name, overlay) in enumerate(overlays):
         colour = PALETTE[-1 - i % len(PALETTE)]
-        overlay = _thinned(overlay.rename(columns={"iteration": "step"}), 2000)
+        overlay = thinned(overlay.rename(columns={"iteration": "step"}), 2000)
         line(overlay["step"], overlay["lr"], name, 1, colour, dash="dot")
         line(overlay["step"], overlay["momentum"], name, 2, colour, dash="dot", legend=False)
     for i, (name, frame) in enumerate(runs):
         if frame.empty:
             continue
         colour = PALETTE[i % len(PALETTE)]
-        frame = _thinned(frame)
+        frame = thinned(frame)
         x = frame["step"] - 1  # the step that used iteration i's lr is reported as step i + 1
         line(x, frame["lr"], name, 1, colour)
         line(x, frame["momentum"], name, 2, colour, legend=False)

@@ -185,7 +185,7 @@ def wait_for_worker() -> None:
         _poll_worker()
 
 
-def settings_from_link(prefix: str, controls: tuple[Control, ...], kind: str) -> dict | None:
+def settings_from_link(prefix: str, controls: tuple[Control, ...], kind: str | tuple[str, ...]) -> dict | None:
     """None when the page's widgets still hold their values, or got back the ones saved when the
     student left the page (Streamlit forgets the state of widgets that were not drawn). On a
     first visit: the link's values (bad ones are listed under ``<prefix>_ignored`` and shown by
@@ -218,13 +218,14 @@ def page_header(title: str, intro: str, ignored_link_settings: list[str]) -> Non
         st.warning(tr("link.ignored", name=name), icon="🔗")
 
 
-def run_from_link(run_id: str, kind: str, ignored: list[str]) -> str | None:
-    """The link's run id if it names a run of this lab (an unknown id is kept: the page then
-    says it does not know that run); a run of another lab is named among the ignored settings."""
+def run_from_link(run_id: str, kind: str | tuple[str, ...], ignored: list[str]) -> str | None:
+    """The link's run id if it names a run of this lab (of ``kind``, or one of them; an unknown id is
+    kept: the page then says it does not know that run); a run of another lab is named among the
+    ignored settings."""
     if not run_id:
         return None
     status = job_manager().status(run_id)
-    if status is not None and status.get("kind") != kind:
+    if status is not None and status.get("kind") not in ((kind,) if isinstance(kind, str) else kind):
         ignored.append("run")
         return None
     return run_id

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torchvision.datasets import MNIST
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -82,3 +83,10 @@ def mnist_tensors(train: bool, root: Path | None = None) -> DigitTensors:
 def denormalise(images: torch.Tensor) -> torch.Tensor:
     """Back to [0, 1] pixel values for display."""
     return (images * STD + MEAN).clamp(0, 1)
+
+
+def padded_tanh(images: torch.Tensor, size: int = 32) -> torch.Tensor:
+    """Normalised 28×28 digits as ``size``×``size`` pictures in [-1, 1], black (-1) all round: the range of a
+    tanh output, and a size that stride-2 layers can halve again and again (32 = 2⁵)."""
+    border = (size - images.shape[-1]) // 2
+    return F.pad(denormalise(images) * 2 - 1, [border] * 4, value=-1.0)

@@ -20,6 +20,9 @@ import pytest
 
 from core import jobs, mnist_lab, rnn_lab, schedule_lab, shape_tracer
 from core.conv_figures import GRID_LABEL_KEYS
+from core.data.domains import SOURCES
+from core.gan import dcgan
+from core.gan.figures import CYCLE_LABEL_KEYS, GAN_LABEL_KEYS
 from core.models.upsampling_generator import UPSAMPLERS
 from core.schedules import OPTIMIZERS
 from core.viz import FINDER_LABEL_KEYS, SCHEDULE_LABEL_KEYS
@@ -219,6 +222,14 @@ def dynamic_families() -> dict[str, tuple[str, ...]]:
         "conv.step.": ("window", "stamps", "sheet"),  # ui.conv_sections' steppers
         "conv.up.": UPSAMPLERS,
         "conv.preset.": tuple(shape_tracer.PRESETS),
+        "gan.tab.": ("dcgan", "cycle", "fade"),
+        "gan.chart.": GAN_LABEL_KEYS + CYCLE_LABEL_KEYS,
+        "gan.loss.": dcgan.LOSSES,
+        "gan.recipe.": dcgan.LOSSES,
+        "gan.chart_caption.": dcgan.LOSSES,
+        "gan.domain.": ("digits", "zebra_digits", "horses", "zebras"),
+        "gan.source.": SOURCES,
+        "gan.col.": ("network", "layer", "kernel", "output", "parameters"),
     }
 
 
