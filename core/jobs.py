@@ -441,7 +441,7 @@ class JobManager:
     def _events_from_store(self, run_id: str, cursor: int) -> tuple[list[Event], int]:
         """A run no longer in memory (finished long ago, or before a restart) replays from the store.
 
-        Stored metrics and the last sample grid keep the sequence numbers they had live, and
+        Stored metrics and the kept sample grids keep the sequence numbers they had live, and
         the result and final state come right after them, as they did live: a cursor taken
         while the run was live goes on working.
         """
@@ -449,10 +449,9 @@ class JobManager:
         if run is None:
             return [], cursor
         events = [Event(seq, "metrics", data, t) for seq, t, data in self.store.metrics(run_id)]
-        sample = self.store.sample(run_id)
-        if sample is not None:
-            seq, t, png, caption = sample
-            events.append(Event(seq, "samples", {"png": png, "caption": caption}, t))
+        for seq, t, png, caption, step in self.store.samples(run_id):
+            events.append(Event(seq, "samples", {"png": png, "caption": caption,
+                                                 **({} if step is None else {"step": step})}, t))
         events.sort(key=lambda event: event.seq)
         next_seq = events[-1].seq + 1 if events else 2  # live, seqs 0 and 1 were "queued" and "running"
         finished = run["finished"] or 0.0
@@ -479,7 +478,8 @@ class _RunningJob:
             if time.monotonic() - self.last_flush > STORE_FLUSH_SECONDS:
                 self.flush()
         elif event.kind == "samples":
-            self.store.save_sample(self.job.id, event.seq, event.t, event.data["png"], event.data.get("caption", ""))
+            self.store.save_sample(self.job.id, event.seq, event.t, event.data["png"], event.data.get("caption", ""),
+                                   event.data.get("step"))
         elif event.kind == "weights":
             self.store.save_weights(self.job.id, event.data["state"])
         elif event.kind == "result":

@@ -28,6 +28,9 @@ CREATE TABLE IF NOT EXISTS metrics (
 CREATE TABLE IF NOT EXISTS samples (
     run_id TEXT PRIMARY KEY, seq INTEGER, t REAL, png BLOB, caption TEXT
 );
+CREATE TABLE IF NOT EXISTS grids (
+    run_id TEXT, seq INTEGER, t REAL, png BLOB, caption TEXT, step INTEGER, PRIMARY KEY (run_id, seq)
+);
 CREATE TABLE IF NOT EXISTS weights (
     run_id TEXT PRIMARY KEY, data BLOB
 );
@@ -38,6 +41,7 @@ CREATE TABLE IF NOT EXISTS settings (
     key TEXT PRIMARY KEY, value TEXT
 );
 """
+MAX_GRIDS = 120  # sample grids kept per run: ~30 KB each
 RUN_COLUMNS = ("id", "session", "kind", "spec", "state", "message", "created", "started", "finished", "result")
 
 
@@ -95,13 +99,19 @@ class RunStore:
                 [(run_id, seq, t, json.dumps(data)) for seq, t, data in rows],
             )
 
-    def save_sample(self, run_id: str, seq: int, t: float, png: bytes, caption: str = "") -> None:
-        """Keep the latest sample grid of a run (older ones are replaced)."""
+    def save_sample(self, run_id: str, seq: int, t: float, png: bytes, caption: str = "",
+                    step: int | None = None) -> None:
+        """Keep a run's sample grids, for a scrubber over them: at most ``MAX_GRIDS``; beyond that every second
+        one goes (the first and the latest stay), so that a long run keeps grids from all along its course."""
         with self._lock, self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO samples (run_id, seq, t, png, caption) VALUES (?, ?, ?, ?, ?)",
-                (run_id, seq, t, png, caption),
-            )
+            self._db.execute("INSERT OR REPLACE INTO grids (run_id, seq, t, png, caption, step) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", (run_id, seq, t, png, caption, step))
+            (count,) = self._db.execute("SELECT COUNT(*) FROM grids WHERE run_id=?", (run_id,)).fetchone()
+            if count > MAX_GRIDS:
+                self._db.execute(
+                    "DELETE FROM grids WHERE run_id=? AND seq IN (SELECT seq FROM (SELECT seq, ROW_NUMBER() "
+                    "OVER (ORDER BY seq) AS n FROM grids WHERE run_id=?) WHERE n % 2 = 0 AND n < ?)",
+                    (run_id, run_id, count))
 
     def save_weights(self, run_id: str, data: bytes) -> None:
         """Keep a run's trained weights (``torch.save`` bytes of a state dict; the last ones sent)."""
@@ -168,11 +178,21 @@ class RunStore:
             ).fetchall()
         return [(seq, t, json.loads(data)) for seq, t, data in rows]
 
-    def sample(self, run_id: str) -> tuple[int, float, bytes, str] | None:
+    def samples(self, run_id: str) -> list[tuple[int, float, bytes, str, int | None]]:
+        """The run's kept grids in order: (seq, t, png, caption, step). A run stored by an older version, which
+        kept only its latest grid (in ``samples``), gives that one."""
         with self._lock:
-            return self._db.execute(
-                "SELECT seq, t, png, caption FROM samples WHERE run_id=?", (run_id,)
-            ).fetchone()
+            rows = self._db.execute("SELECT seq, t, png, caption, step FROM grids WHERE run_id=? ORDER BY seq",
+                                    (run_id,)).fetchall()
+            if not rows:
+                rows = [(*row, None) for row in self._db.execute(
+                    "SELECT seq, t, png, caption FROM samples WHERE run_id=?", (run_id,)).fetchall()]
+        return rows
+
+    def sample(self, run_id: str) -> tuple[int, float, bytes, str] | None:
+        """The run's latest grid: (seq, t, png, caption)."""
+        grids = self.samples(run_id)
+        return grids[-1][:4] if grids else None
 
 
 def _decode_run(row: tuple) -> dict[str, Any]:

@@ -79,7 +79,7 @@ def dcgan_tab() -> None:
         st.select_slider(tr("gan.width"), WIDTHS, key="gan_width", help=tr("gan.width_help"))
         left, right = st.columns(2)
         left.number_input(tr("gan.steps"), step=50, key="gan_steps", help=tr("gan.steps_help"))
-        right.text_input(tr("mnist.lr"), key="gan_lr", help=tr("gan.lr_help"))
+        right.text_input(tr("gan.lr"), key="gan_lr", help=tr("gan.lr_help"))
         with st.expander(tr("mnist.more")):
             st.number_input(tr("mnist.seed"), step=1, key="gan_seed")
         spec, seconds = checked(spec_from_widgets), None
@@ -95,7 +95,10 @@ def dcgan_tab() -> None:
         st.markdown(tr(f"gan.recipe.{st.session_state.gan_loss}"))
         table = architecture(st.session_state.gan_width)
         st.dataframe(table.rename(columns={name: tr(f"gan.col.{name}") for name in table.columns}),
-                     hide_index=True, width="stretch", height=320)
+                     hide_index=True, width="stretch", height=320, column_config={
+                         tr("gan.col.network"): st.column_config.TextColumn(width="small"),
+                         tr("gan.col.kernel"): st.column_config.TextColumn(width="small"),
+                         tr("gan.col.parameters"): st.column_config.NumberColumn(width="small")})
         st.caption(tr("gan.architecture_caption"))
     st.divider()
     dcgan_live(watching)
@@ -164,8 +167,10 @@ def interpolation_panel(run_id: str, spec_values: dict) -> None:
         return
     st.markdown(f"**{tr('gan.interpolation')}**")
     left, right = st.columns(2)
-    first = left.number_input(tr("gan.from_sample"), 1, dcgan.GRID_SAMPLES, 1, key="gan_from")
-    last = right.number_input(tr("gan.to_sample"), 1, dcgan.GRID_SAMPLES, 2, key="gan_to")
+    st.session_state.setdefault("gan_from", 1)
+    st.session_state.setdefault("gan_to", 2)
+    first = left.number_input(tr("gan.from_sample"), 1, dcgan.GRID_SAMPLES, key="gan_from")
+    last = right.number_input(tr("gan.to_sample"), 1, dcgan.GRID_SAMPLES, key="gan_to")
     path = dcgan.interpolation(generator, spec_values["seed"], int(first) - 1, int(last) - 1, INTERPOLATION_STEPS)
     st.image(dcgan.grid_png(path, columns=INTERPOLATION_STEPS, zoom=4), width="stretch")
     st.caption(tr("gan.interpolation_caption", steps=INTERPOLATION_STEPS))
@@ -180,6 +185,8 @@ def domain_preview(source: str, size: int) -> tuple[bytes, bool, list[str]]:
 
 def download_button() -> None:
     """The online path: fetch horse2zebra into the data folder (offline, a message says how to place it by hand)."""
+    if st.session_state.gan_source != "horse2zebra":
+        return
     if st.button(tr("gan.download"), key="gan_download"):
         try:
             with st.spinner(tr("gan.download")):
@@ -200,12 +207,14 @@ def cycle_tab() -> None:
     st.write(tr("gan.cycle_intro"))
     manager = job_manager()
     settings, preview = st.columns([1, 1.2], gap="large")
+    with preview:
+        pictures_ready = show_domains()
     with settings:
         st.radio(tr("gan.source"), SOURCES, key="gan_source", format_func=lambda s: tr(f"gan.source.{s}"),
                  help=tr("gan.source_help", folder=str(horse2zebra_folder())))
         st.radio(tr("mnist.preset"), cyclegan.PRESETS, key="gan_cpreset", horizontal=True,
                  format_func=lambda p: tr(f"preset.{p}"), help=tr("gan.cpreset_help"))
-        spec, seconds = checked(cyclegan_spec), None
+        spec, seconds = checked(cyclegan_spec) if pictures_ready else None, None
         if spec is not None:
             st.caption(tr("gan.cycle_spec", size=spec.size, blocks=spec.blocks, width=spec.width, steps=spec.steps,
                           batch=spec.batch_size))
@@ -216,22 +225,26 @@ def cycle_tab() -> None:
                           device=manager.info.get("device", "")))
         watching = train_and_cancel("cyc", cyclegan.KIND, spec, tr("gan.cycle_train"), seconds)
         st.markdown(tr("gan.cycle_recipe"))
-    with preview:
-        try:
-            png, synthetic, names = domain_preview(st.session_state.gan_source, 32)
-        except UserError as error:
-            show_user_error(error)
-            if st.session_state.gan_source == "horse2zebra":
-                download_button()
-        else:
-            a, b = (tr(f"gan.domain.{name.replace(' ', '_')}") for name in names)
-            st.image(png, width=260, caption=tr("gan.domains_caption", a=a, b=b))
-            if synthetic:
-                st.info(tr("gan.synthetic_note"), icon="🦓")
     st.divider()
     cyclegan_live(watching)
     with st.expander(tr("mnist.code")):
         st.code(cyclegan_step_snippet(), language="python")
+
+
+def show_domains() -> bool:
+    """A few pictures of each domain; False, with what to do, when the chosen ones cannot be read."""
+    try:
+        png, synthetic, names = domain_preview(st.session_state.gan_source, 32)
+    except UserError as error:
+        if not st.session_state.get("gan_download"):  # when Download was pressed, its own outcome is the news
+            show_user_error(error)
+        download_button()
+        return False
+    a, b = (tr(f"gan.domain.{name.replace(' ', '_')}") for name in names)
+    st.image(png, width=260, caption=tr("gan.domains_caption", a=a, b=b))
+    if synthetic:
+        st.info(tr("gan.synthetic_note"), icon="🦓")
+    return True
 
 
 def cycle_finished(result: dict) -> str:
@@ -281,6 +294,8 @@ def fade_tab() -> None:
              rf"\mathrm{{rgb}}_{{32}}\big(\mathrm{{block}}_{{32}}(h)\big) = {1 - alpha:.2f}\cdot \mathrm{{old}} + "
              rf"{alpha:.2f}\cdot \mathrm{{new}}")
     old, new = fade_paths()
+    scale = float(torch.maximum(old.abs().max(), new.abs().max()))  # an untrained net's outputs are near 0: grey
+    old, new = old / scale, new / scale
     columns = st.columns(3)
     for column, pictures, key in zip(columns, (old, fade_in(old, new, alpha), new),
                                      ("gan.fade_old", "gan.fade_blend", "gan.fade_new")):

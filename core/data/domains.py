@@ -115,7 +115,7 @@ def readable_images(paths: list[Path], size: int) -> list[torch.Tensor]:
         try:
             with Image.open(path) as picture:
                 pictures.append(prepare(picture.convert("RGB")))
-        except (OSError, ValueError):  # PIL's UnidentifiedImageError and truncated files are OSErrors
+        except (OSError, ValueError, Image.DecompressionBombError):  # unreadable, truncated or enormous
             continue
     return pictures
 

@@ -31,6 +31,7 @@ PRESETS = ("quick", "demo", "lecture")
 ISIZE, NZ, NC = 32, 100, 1  # MNIST padded 28 → 32: the lesson's networks need a multiple of 16
 FIXED_SAMPLES, GRID_SAMPLES, GRID_ZOOM = 256, 64, 3  # the classifier judges 256; the grid shows 8×8 of them
 SAMPLE_EVERY_SECONDS = 3.0
+SAMPLING_SHARE_LIMIT = 20  # the time between grids is at least 20 times what drawing and judging one took
 MAX_STEPS, MAX_LR, MIN_WIDTH, MAX_WIDTH, MIN_BATCH, MAX_BATCH = 20_000, 0.1, 4, 256, 2, 512
 
 # The WGAN recipe of the lesson (Arjovsky et al.): weights clipped to ±0.01, RMSprop 1e-4, 5 critic steps per
@@ -44,7 +45,8 @@ DEFAULT_LR = {"dcgan": 2e-4, "wgan": 1e-4}
 # bench/gan_steps.py). A WGAN step costs 6 discriminator passes, and its first 25 cost 101: it gets fewer.
 PRESET_STEPS = {"quick": {"dcgan": 150, "wgan": 30}, "demo": {"dcgan": 900, "wgan": 120},
                 "lecture": {"dcgan": 5000, "wgan": 2000}}
-PRESET_WIDTH = {"quick": 32, "demo": 32, "lecture": 64}
+PRESET_WIDTH = {"quick": {"dcgan": 32, "wgan": 16}, "demo": {"dcgan": 32, "wgan": 32},
+                "lecture": {"dcgan": 64, "wgan": 64}}
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def preset_spec(preset: str = "demo", loss: str = "dcgan") -> GanSpec:
         raise UserError("mnist.bad_preset", "Unknown preset {preset}.", preset=preset)
     if loss not in LOSSES:
         raise UserError("gan.bad_loss", "Unknown loss {loss}: choose dcgan or wgan.", loss=loss)
-    return GanSpec(preset, loss, PRESET_STEPS[preset][loss], PRESET_WIDTH[preset], 64, DEFAULT_LR[loss])
+    return GanSpec(preset, loss, PRESET_STEPS[preset][loss], PRESET_WIDTH[preset][loss], 64, DEFAULT_LR[loss])
 
 
 def validate(spec: GanSpec) -> GanSpec:
@@ -312,11 +314,11 @@ def critic_step(gan: Gan, real: torch.Tensor, device: DeviceConfig) -> tuple[flo
     return estimate.item(), norm
 
 
-def wgan_generator_step(gan: Gan, batch_size: int, device: torch.device, config: DeviceConfig) -> tuple[float, float]:
+def wgan_generator_step(gan: Gan, batch_size: int, device: DeviceConfig) -> tuple[float, float]:
     """The generator raises the critic's score of its fakes. Returns its loss and gradient norm."""
     gan.discriminator.requires_grad_(False)
-    with config.autocast():
-        loss_g = -gan.discriminator(gan.generator(torch.randn(batch_size, NZ, device=device))).float().mean()
+    with device.autocast():
+        loss_g = -gan.discriminator(gan.generator(torch.randn(batch_size, NZ, device=device.device))).float().mean()
     norm = update(loss_g, gan.generator, gan.generator_optimizer, gan.generator_scaler)
     gan.discriminator.requires_grad_(True)
     return loss_g.item(), norm
@@ -409,6 +411,7 @@ def run_gan(spec_values: dict, context) -> None:
 
     emit_samples(0)
     started = last_sample = time.perf_counter()
+    sample_every = SAMPLE_EVERY_SECONDS
     for step in range(1, spec.steps + 1):
         if context.cancelled():
             raise RunCancelled()
@@ -418,9 +421,12 @@ def run_gan(spec_values: dict, context) -> None:
         done = work_done(spec, step)
         row = {"step": step, "total_steps": spec.steps, "elapsed": elapsed,
                "eta": elapsed / done * (total_work - done), **values}
-        if time.perf_counter() - last_sample >= SAMPLE_EVERY_SECONDS or step == spec.steps:
+        if time.perf_counter() - last_sample >= sample_every or step == spec.steps:
+            sampling_started = time.perf_counter()
             row.update(emit_samples(step))
             last_sample = time.perf_counter()
+            # On a busy machine a grid and its verdict take far longer: keep them to at most 1/20 of the run.
+            sample_every = max(SAMPLE_EVERY_SECONDS, SAMPLING_SHARE_LIMIT * (last_sample - sampling_started))
             if recognisable_after is None and recognisable(row):
                 recognisable_after = elapsed
         context.emit("metrics", row)
@@ -446,7 +452,7 @@ def train_step(gan: Gan, spec: GanSpec, batches: Batches, done: int, device: Dev
             raise RunCancelled()
         estimate, norm = critic_step(gan, batches.next(), device)
         norms.append(norm)
-    loss_g, grad_norm_g = wgan_generator_step(gan, spec.batch_size, device.device, device)
+    loss_g, grad_norm_g = wgan_generator_step(gan, spec.batch_size, device)
     return {"loss_d": -estimate, "loss_g": loss_g, "wasserstein": estimate, "grad_norm_d": float(np.mean(norms)),
             "grad_norm_g": grad_norm_g, "critic_steps": len(norms)}
 

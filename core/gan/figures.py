@@ -10,7 +10,7 @@ from core.viz import PALETTE, thinned
 
 GAN_LABEL_KEYS = ("losses", "scores", "gradients", "judge", "loss_d", "loss_g", "d_real", "d_fake", "wasserstein",
                   "grad_norm_d", "grad_norm_g", "confidence", "classes", "step")
-CYCLE_LABEL_KEYS = ("loss_gan", "loss_cycle", "loss_identity", "loss_d", "step", "loss")
+CYCLE_LABEL_KEYS = ("loss_gan", "loss_cycle", "loss_identity", "loss_d", "step", "loss", "title")
 
 
 def _line(figure: go.Figure, frame: pd.DataFrame, column: str, name: str, row: int, col: int, colour: str,
@@ -42,7 +42,7 @@ def gan_figure(frame: pd.DataFrame, loss: str, labels: dict[str, str]) -> go.Fig
         figure.update_yaxes(range=[-0.02, 1.02], row=1, col=2)
     _line(figure, frame, "grad_norm_d", labels["grad_norm_d"], 2, 1, PALETTE[0])
     _line(figure, frame, "grad_norm_g", labels["grad_norm_g"], 2, 1, PALETTE[1])
-    figure.update_yaxes(type="log", row=2, col=1)
+    figure.update_yaxes(type="log", dtick=1, row=2, col=1)  # one tick per power of ten: no unlabelled 2s and 5s
     if "confidence" in frame:
         frame = frame.assign(classes_share=frame.get("classes_present") / 10)
     _line(figure, frame, "confidence", labels["confidence"], 2, 2, PALETTE[4], markers=True)
@@ -56,13 +56,13 @@ def gan_figure(frame: pd.DataFrame, loss: str, labels: dict[str, str]) -> go.Fig
 
 def cyclegan_figure(frame: pd.DataFrame, labels: dict[str, str]) -> go.Figure:
     """CycleGAN's four losses against the step (both directions summed). ``labels``: "loss_gan",
-    "loss_cycle", "loss_identity", "loss_d", "step" and "loss"."""
+    "loss_cycle", "loss_identity", "loss_d", "step", "loss" and "title"."""
     frame = thinned(frame)
-    figure = go.Figure()
+    figure = go.Figure(layout={"title": {"text": labels["title"], "font": {"size": 14}}})
     for colour, column in zip(PALETTE, ("loss_gan", "loss_cycle", "loss_identity", "loss_d")):
         if column in frame:
             figure.add_trace(go.Scatter(x=frame["step"], y=frame[column], name=labels[column], mode="lines",
                                         line={"color": colour, "width": 1.5}))
-    figure.update_layout(height=340, margin={"l": 10, "r": 10, "t": 10, "b": 10}, xaxis_title=labels["step"],
+    figure.update_layout(height=360, margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis_title=labels["step"],
                          yaxis_title=labels["loss"], legend={"orientation": "h", "y": -0.3, "x": 0})
     return figure

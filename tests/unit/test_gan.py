@@ -3,6 +3,7 @@ critic-steps rule, the classifier that judges samples, the health notes, the run
 from __future__ import annotations
 
 import io
+import math
 
 import pandas as pd
 import pytest
@@ -198,3 +199,21 @@ def test_the_fade_in_starts_at_the_old_upsampled_output_and_ends_at_the_new_laye
     assert torch.allclose(fade_in(old, new, 0.25), 0.75 * old + 0.25 * new)
     with pytest.raises(ValueError, match="between 0 and 1"):
         fade_in(old, new, 1.5)
+
+
+@pytest.mark.parametrize("loss", lab.LOSSES)
+def test_the_gpu_path_autocast_and_channels_last_trains_too(loss):
+    """What DeviceConfig.auto() gives on CUDA, on the CPU: bfloat16 autocast and channels_last."""
+    config = DeviceConfig(torch.device("cpu"), amp_dtype=torch.bfloat16, channels_last=True)
+    spec = lab.validate(lab.GanSpec(**{**TINY, "loss": loss, "lr": lab.DEFAULT_LR[loss], "width": 8}))
+    gan = lab.build_gan(spec, config)
+    generator = snapshot(gan.generator)
+    real = config.prepare_images(real_batch())
+    if loss == "dcgan":
+        values = lab.dcgan_step(gan, real, config)
+    else:
+        lab.critic_step(gan, real, config)
+        loss_g, norm = lab.wgan_generator_step(gan, len(real), config)
+        values = {"loss_d": 0.0, "loss_g": loss_g, "grad_norm_g": norm}
+    assert changed(generator, gan.generator) and all(map(math.isfinite, values.values()))
+    assert lab.generate(gan.generator, lab.fixed_noise(0, 4)).dtype == torch.float32

@@ -46,7 +46,7 @@ def test_a_run_is_all_there_after_reopening(path):
     assert [data["step"] for _, _, data in metrics] == [1, 2, 3]
     assert metrics[-1] == (4, 104.0, {"step": 3, "train_loss": 1.5, "accuracy": 0.6})
     assert [seq for seq, _, _ in store.metrics("r1", after_seq=3)] == [4]
-    assert store.sample("r1") == (5, 104.5, PNG, "after step 3")  # only the latest grid is kept
+    assert store.sample("r1") == (5, 104.5, PNG, "after step 3")  # the latest grid
     store.close()
 
 
@@ -99,3 +99,22 @@ def test_store_path_follows_the_environment(monkeypatch, tmp_path):
 def test_the_unit_tests_never_touch_the_real_store():
     assert os.environ["PLAYGROUND_DB"] != str(runs.DEFAULT_PATH)
     assert runs.store_path() != runs.DEFAULT_PATH
+
+
+def test_every_grid_is_kept_with_its_step_and_a_long_run_is_thinned_evenly(path):
+    store = RunStore(path)
+    for seq in range(runs.MAX_GRIDS + 1):
+        store.save_sample("long", seq, float(seq), PNG, step=seq * 10)
+    kept = store.samples("long")
+    assert len(kept) == runs.MAX_GRIDS // 2 + 1
+    assert kept[0][4] == 0 and kept[-1][4] == runs.MAX_GRIDS * 10  # the first and the latest stay
+    assert {b[0] - a[0] for a, b in zip(kept, kept[1:])} == {2}  # evenly thinned
+    store.close()
+
+
+def test_a_store_from_before_grids_gives_its_one_sample(path):
+    store = RunStore(path)
+    with store._db:
+        store._db.execute("INSERT INTO samples VALUES ('old', 7, 1.0, ?, 'old grid')", (PNG,))
+    assert store.samples("old") == [(7, 1.0, PNG, "old grid", None)] and store.sample("old")[3] == "old grid"
+    store.close()
