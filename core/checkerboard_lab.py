@@ -21,7 +21,7 @@ from core.mnist_lab import cached_digits
 from core.models.upsampling_generator import UPSAMPLERS, upsampling_generator
 from core.rnn_lab import one_cpu_thread
 from core.specs import spec_from_values
-from core.train import DeviceConfig
+from core.train import DeviceConfig, fastest_seconds
 
 KIND = "checkerboard"
 PRESETS = ("quick", "demo", "lecture")
@@ -63,11 +63,7 @@ def preset_spec(preset: str = "demo") -> CheckerboardSpec:
 def validate(spec: CheckerboardSpec) -> CheckerboardSpec:
     """The spec itself, or a UserError that says what to change."""
     preset_spec(spec.preset)
-    for name in ("steps", "width", "batch_size", "seed"):
-        value = getattr(spec, name)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise UserError("mnist.whole_number", "{name} must be a whole number (got {value}).",
-                            name=name, value=value)
+    specs.check_whole_numbers(spec, ("steps", "width", "batch_size", "seed"))
     if isinstance(spec.lr, bool) or not isinstance(spec.lr, (int, float)) or not math.isfinite(spec.lr):
         raise UserError("check.lr_not_a_number", "The learning rate must be a number (got {lr}).", lr=spec.lr)
     if not 0 < spec.lr <= MAX_LR:
@@ -309,14 +305,11 @@ def seconds_per_step(spec: CheckerboardSpec, repeats: int = 2) -> float:
     targets = device.prepare_images(torch.rand(spec.batch_size, 1, OUTPUT_SIZE, OUTPUT_SIZE) * 2 - 1)
     inputs = device.prepare_images(inputs_of(targets))
 
-    def timed_step() -> float:
-        start = time.perf_counter()
+    def step() -> None:
         for entry in entries.values():
             train_step(entry, inputs, targets, device)  # .item() waits for the GPU
-        return time.perf_counter() - start
 
-    timed_step()
-    return min(timed_step() for _ in range(repeats))
+    return fastest_seconds(step, repeats)
 
 
 def warm_up() -> dict:
@@ -328,6 +321,5 @@ def warm_up() -> dict:
 def estimate_seconds(spec: CheckerboardSpec, info: dict, runs: list[dict], device: str) -> float | None:
     """Expected time of the spec on this device: from the newest finished run here (it includes everything),
     else from the worker's timed step; None until one of them exists."""
-    measured = specs.measured_rates(runs, device, spec_from_dict, lambda _: KIND, demo_steps).get(KIND)
-    per_step = measured if measured is not None else info.get("checkerboard_seconds_per_step")
-    return None if per_step is None else per_step * demo_steps(spec)
+    return specs.estimate_from_rate(spec, runs, device, spec_from_dict, KIND, demo_steps,
+                                    info.get("checkerboard_seconds_per_step"))

@@ -76,10 +76,7 @@ def size_of_values(values: dict) -> str:
 def validate(spec: MnistSpec) -> MnistSpec:
     """The spec itself, or a UserError that says what to change."""
     preset_spec(spec.arch, spec.preset)
-    for name in ("epochs", "batch_size", "n_train", "seed"):
-        value = getattr(spec, name)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise UserError("mnist.whole_number", "{name} must be a whole number (got {value}).", name=name, value=value)
+    specs.check_whole_numbers(spec, ("epochs", "batch_size", "n_train", "seed"))
     lr_is_number = isinstance(spec.max_lr, (int, float)) and not isinstance(spec.max_lr, bool)
     if not (lr_is_number and math.isfinite(spec.max_lr) and spec.max_lr > 0):
         raise UserError("mnist.lr_positive", "The learning rate must be a number above 0, such as 0.1 (got {lr}).", lr=spec.max_lr)

@@ -93,10 +93,7 @@ def link_settings_with_preset(values: dict, given: set[str]) -> dict:
 def validate(spec: RnnSpec) -> RnnSpec:
     """The spec itself, or a UserError that says what to change."""
     preset_spec(spec.model, spec.preset)
-    for name in ("epochs", "bs", "bptt", "nh", "seed"):
-        value = getattr(spec, name)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise UserError("mnist.whole_number", "{name} must be a whole number (got {value}).", name=name, value=value)
+    specs.check_whole_numbers(spec, ("epochs", "bs", "bptt", "nh", "seed"))
     for name in ("max_lr", "pct_start"):
         value = getattr(spec, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -60,3 +60,22 @@ def check_ranges(ranges: tuple[tuple[str, float, float, float], ...]) -> None:
         if not low <= value <= high:
             raise UserError("spec.range", "{name} must be between {low} and {high} (got {value}).",
                             name=name, low=low, high=high, value=value)
+
+
+def check_whole_numbers(spec: object, names: tuple[str, ...]) -> None:
+    """A UserError naming the first of the spec's fields ``names`` that is not a whole number (True is not one)."""
+    for name in names:
+        value = getattr(spec, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError("mnist.whole_number", "{name} must be a whole number (got {value}).", name=name,
+                            value=value)
+
+
+def estimate_from_rate(spec: Spec, runs: list[dict], device: str, spec_from_dict: Callable[[dict], Spec], kind: str,
+                       work: Callable[[Spec], float], timed_rate: float | None) -> float | None:
+    """Expected seconds of ``spec`` on ``device``: its ``work`` times the seconds per unit of work of the newest
+    finished run of ``kind`` there (it includes everything), else ``timed_rate`` (the worker's timed step at
+    start-up); None until one of them exists."""
+    measured = measured_rates(runs, device, spec_from_dict, lambda _: kind, work).get(kind)
+    rate = measured if measured is not None else timed_rate
+    return None if rate is None else rate * work(spec)

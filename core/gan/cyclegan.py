@@ -20,7 +20,7 @@ from core.gan.pool import ImagePool
 from core.models.cyclegan import patch_discriminator, resnet_generator
 from core.rnn_lab import one_cpu_thread
 from core.specs import spec_from_values
-from core.train import DeviceConfig
+from core.train import DeviceConfig, fastest_seconds
 
 KIND = "cyclegan"
 PRESETS = ("quick", "demo", "lecture")
@@ -79,11 +79,7 @@ def validate(spec: CycleGanSpec) -> CycleGanSpec:
     if spec.source not in SOURCES:
         raise UserError("cyclegan.bad_source", "Unknown picture source {source}: choose one of {sources}.",
                         source=spec.source, sources=", ".join(SOURCES))
-    for name in ("size", "blocks", "width", "steps", "batch_size", "pool_size", "seed"):
-        value = getattr(spec, name)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise UserError("mnist.whole_number", "{name} must be a whole number (got {value}).",
-                            name=name, value=value)
+    specs.check_whole_numbers(spec, ("size", "blocks", "width", "steps", "batch_size", "pool_size", "seed"))
     if not is_number(spec.lr):
         raise UserError("check.lr_not_a_number", "The learning rate must be a number (got {lr}).", lr=spec.lr)
     if not 0 < spec.lr <= MAX_LR:
@@ -338,13 +334,7 @@ def seconds_per_step(spec: CycleGanSpec, repeats: int = 2) -> float:
     real_a, real_b = (device.prepare_images(torch.rand(spec.batch_size, 3, spec.size, spec.size) * 2 - 1)
                       for _ in range(2))
 
-    def timed_step() -> float:
-        start = time.perf_counter()
-        train_step(gan, real_a, real_b, spec, device)  # .item() waits for the GPU
-        return time.perf_counter() - start
-
-    timed_step()
-    return min(timed_step() for _ in range(repeats))
+    return fastest_seconds(lambda: train_step(gan, real_a, real_b, spec, device), repeats)  # .item() waits
 
 
 def warm_up() -> dict:
@@ -356,6 +346,5 @@ def warm_up() -> dict:
 def estimate_seconds(spec: CycleGanSpec, info: dict, runs: list[dict], device: str) -> float | None:
     """Expected time of the spec on this device: from the newest finished run here (it includes everything),
     else from the worker's timed step; None until one of them exists."""
-    measured = specs.measured_rates(runs, device, spec_from_dict, lambda _: KIND, demo_steps).get(KIND)
-    per_step = measured if measured is not None else info.get("cyclegan_seconds_per_step")
-    return None if per_step is None else per_step * demo_steps(spec)
+    return specs.estimate_from_rate(spec, runs, device, spec_from_dict, KIND, demo_steps,
+                                    info.get("cyclegan_seconds_per_step"))

@@ -23,7 +23,7 @@ from core.gan import judge
 from core.mnist_lab import cached_digits
 from core.models.dcgan import DCGAN_D, DCGAN_G
 from core.specs import spec_from_values
-from core.train import DeviceConfig
+from core.train import DeviceConfig, fastest_seconds
 
 KIND = "gan"
 LOSSES = ("dcgan", "wgan")
@@ -76,11 +76,7 @@ def preset_spec(preset: str = "demo", loss: str = "dcgan") -> GanSpec:
 def validate(spec: GanSpec) -> GanSpec:
     """The spec itself, or a UserError that says what to change."""
     preset_spec(spec.preset, spec.loss)
-    for name in ("steps", "width", "batch_size", "seed"):
-        value = getattr(spec, name)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise UserError("mnist.whole_number", "{name} must be a whole number (got {value}).",
-                            name=name, value=value)
+    specs.check_whole_numbers(spec, ("steps", "width", "batch_size", "seed"))
     if isinstance(spec.lr, bool) or not isinstance(spec.lr, (int, float)) or not math.isfinite(spec.lr):
         raise UserError("check.lr_not_a_number", "The learning rate must be a number (got {lr}).", lr=spec.lr)
     if not 0 < spec.lr <= MAX_LR:
@@ -465,13 +461,7 @@ def seconds_per_step(spec: GanSpec, repeats: int = 3) -> float:
     gan = build_gan(spec, device)
     real = device.prepare_images(torch.rand(spec.batch_size, NC, ISIZE, ISIZE) * 2 - 1)
 
-    def timed_step() -> float:
-        start = time.perf_counter()
-        dcgan_step(gan, real, device)  # .item() waits for the GPU
-        return time.perf_counter() - start
-
-    timed_step()
-    return min(timed_step() for _ in range(repeats))
+    return fastest_seconds(lambda: dcgan_step(gan, real, device), repeats)  # .item() waits for the GPU
 
 
 def warm_up() -> dict:
@@ -483,7 +473,5 @@ def warm_up() -> dict:
 def estimate_seconds(spec: GanSpec, info: dict, runs: list[dict], device: str) -> float | None:
     """Expected time of the spec on this device: from the newest finished run here, else from the worker's
     timed step; None until one of them exists."""
-    work = lambda s: work_done(s, s.steps)  # noqa: E731
-    measured = specs.measured_rates(runs, device, spec_from_dict, lambda _: KIND, work).get(KIND)
-    per_step = measured if measured is not None else info.get("gan_seconds_per_step")
-    return None if per_step is None else per_step * work(spec)
+    return specs.estimate_from_rate(spec, runs, device, spec_from_dict, KIND, lambda s: work_done(s, s.steps),
+                                    info.get("gan_seconds_per_step"))
