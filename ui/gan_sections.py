@@ -1,8 +1,6 @@
 """The three tabs of the GAN lab (pages/gan_lab.py): layout and widgets; everything else is in core."""
 from __future__ import annotations
 
-import functools
-
 import streamlit as st
 import torch
 
@@ -11,7 +9,8 @@ from core.errors import UserError
 from core.gan import cyclegan, dcgan
 from core.gan.figures import CYCLE_LABEL_KEYS, GAN_LABEL_KEYS, cyclegan_figure, gan_figure
 from core.i18n import t_message
-from core.models.progressive import ProgressiveGenerator, fade_in
+from core.gan.fade import fitted_paths
+from core.models.progressive import fade_in
 from core.snippets import cyclegan_step_snippet, gan_step_snippet
 from ui.common import (cached_run_view, checked, job_manager, language, show_run_state, show_user_error, tr,
                        train_and_cancel, visible_runs)
@@ -19,7 +18,6 @@ from ui.common import (cached_run_view, checked, job_manager, language, show_run
 WIDTHS = (8, 16, 32, 64, 128)
 REFRESH_SECONDS = 1.0
 INTERPOLATION_STEPS = 9
-FADE_SEED, FADE_SAMPLES = 3, 4
 
 
 def apply_preset() -> None:
@@ -279,23 +277,14 @@ def cyclegan_live(watching: bool) -> None:
 
 
 # ----- 3. progressive growing's fade-in ---------------------------------------------------------------------
-@functools.lru_cache(maxsize=1)
-def fade_paths() -> tuple[torch.Tensor, torch.Tensor]:
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
-        torch.manual_seed(FADE_SEED)
-        generator = ProgressiveGenerator()
-        return generator.paths(torch.randn(FADE_SAMPLES, 64))
-
-
 def fade_tab() -> None:
     st.write(tr("gan.fade_intro"))
     alpha = st.slider("α", 0.0, 1.0, step=0.05, key="gan_alpha", help=tr("gan.alpha_help"))
     st.latex(rf"x = (1-\alpha)\cdot \mathrm{{up}}_{{2\times}}\big(\mathrm{{rgb}}_{{16}}(h)\big) + \alpha\cdot "
              rf"\mathrm{{rgb}}_{{32}}\big(\mathrm{{block}}_{{32}}(h)\big) = {1 - alpha:.2f}\cdot \mathrm{{old}} + "
              rf"{alpha:.2f}\cdot \mathrm{{new}}")
-    old, new = fade_paths()
-    scale = float(torch.maximum(old.abs().max(), new.abs().max()))  # an untrained net's outputs are near 0: grey
-    old, new = old / scale, new / scale
+    with st.spinner(tr("gan.fade_fitting")):
+        old, new = fitted_paths()
     columns = st.columns(3)
     for column, pictures, key in zip(columns, (old, fade_in(old, new, alpha), new),
                                      ("gan.fade_old", "gan.fade_blend", "gan.fade_new")):

@@ -13,6 +13,7 @@ from PIL import Image
 from core.errors import RunCancelled, UserError
 from core.gan import dcgan as lab
 from core.gan import judge
+from core.gan.fade import fitted_paths
 from core.gan.figures import GAN_LABEL_KEYS, gan_figure
 from core.mnist_lab import cached_digits
 from core.models.dcgan import DCGAN_D, DCGAN_G
@@ -217,3 +218,12 @@ def test_the_gpu_path_autocast_and_channels_last_trains_too(loss):
         values = {"loss_d": 0.0, "loss_g": loss_g, "grad_norm_g": norm}
     assert changed(generator, gan.generator) and all(map(math.isfinite, values.values()))
     assert lab.generate(gan.generator, lab.fixed_noise(0, 4)).dtype == torch.float32
+
+
+def test_the_fitted_fade_draws_four_digits_blocky_on_the_old_path_and_sharp_on_the_new():
+    old, new = fitted_paths()
+    assert old.shape == new.shape == (4, 1, 32, 32)
+    assert torch.equal(old[..., ::2, ::2], old[..., 1::2, 1::2])  # 2×2 blocks
+    assert bool((new.amax(dim=(1, 2, 3)) > 0.5).all())  # every digit drawn, none left black
+    targets = 0.9 * padded_tanh(cached_digits(False).images[:4], 32)
+    assert torch.nn.functional.mse_loss(new, targets) < 0.05
