@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 
 EN = json.loads((REPO_ROOT / "core" / "locales" / "en.json").read_text(encoding="utf-8"))
 RUN_TIMEOUT_MS = 120_000
-STEPS = 40
+STEPS = 20
 GRID_CAPTION = re.compile(r"The same 64 noise vectors at step (\d+)\.")  # gan.grid_caption
 # Records each (src, caption) the sample grid shows. Streamlit replaces elements on every update, so the
 # observer looks the grid up afresh on each change of the page instead of holding on to one element.
