@@ -2,7 +2,6 @@
 side on the same super-resolution task, with the artefact each leaves measured in the frequency spectrum."""
 from __future__ import annotations
 
-import io
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -10,9 +9,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
-from torchvision.utils import make_grid
 
 from core import classroom, specs
 from core.data.mnist import padded_tanh
@@ -22,6 +19,7 @@ from core.models.upsampling_generator import UPSAMPLERS, upsampling_generator
 from core.rnn_lab import one_cpu_thread
 from core.specs import spec_from_values
 from core.train import DeviceConfig, fastest_seconds
+from core.viz import tanh_grid_png
 
 KIND = "checkerboard"
 PRESETS = ("quick", "demo", "lecture")
@@ -64,8 +62,7 @@ def validate(spec: CheckerboardSpec) -> CheckerboardSpec:
     """The spec itself, or a UserError that says what to change."""
     preset_spec(spec.preset)
     specs.check_whole_numbers(spec, ("steps", "width", "batch_size", "seed"))
-    if isinstance(spec.lr, bool) or not isinstance(spec.lr, (int, float)) or not math.isfinite(spec.lr):
-        raise UserError("check.lr_not_a_number", "The learning rate must be a number (got {lr}).", lr=spec.lr)
+    specs.check_lr_is_number(spec.lr)
     if not 0 < spec.lr <= MAX_LR:
         raise UserError("check.lr_range", "The learning rate must be above 0 and at most {max:g}, such as 3e-3 "
                         "(got {lr:g}).", lr=spec.lr, max=MAX_LR)
@@ -241,12 +238,7 @@ def check_finite(losses: dict[str, float], first: dict[str, float], step: int, l
 def samples_png(outputs: dict[str, np.ndarray]) -> bytes:
     """One row per upsampler of its first ``SAMPLE_DIGITS`` outputs, white on black, enlarged to be seen."""
     rows = torch.cat([torch.from_numpy(output[:SAMPLE_DIGITS]) for output in outputs.values()])
-    grid = make_grid(((rows + 1) / 2).clamp(0, 1).unsqueeze(1), nrow=SAMPLE_DIGITS, padding=2, pad_value=0.5)
-    picture = Image.fromarray(grid[0].mul(255).byte().numpy())
-    picture = picture.resize((picture.width * SAMPLE_ZOOM, picture.height * SAMPLE_ZOOM), Image.NEAREST)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    return buffer.getvalue()
+    return tanh_grid_png(rows.unsqueeze(1), SAMPLE_DIGITS, SAMPLE_ZOOM)
 
 
 def run_checkerboard(spec_values: dict, context) -> None:

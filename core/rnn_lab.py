@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -20,7 +19,7 @@ from core.specs import spec_from_values
 from core.text.language_model import LanguageModelBatches
 from core.text.unrolling import Evaluating, next_word_guesses
 from core.train import (CancelCheck, Callback, DeviceConfig, Learner, NaNGuard, OneCycle, Periodically, Reporter,
-                        fastest_training_step)
+                        fastest_training_step, weights_bytes, with_weights)
 
 KIND = "rnn"
 MODELS = tuple(LANGUAGE_MODELS)
@@ -201,21 +200,14 @@ def build(spec: RnnSpec) -> nn.Module:
     return LANGUAGE_MODELS[spec.model](nh=spec.nh)
 
 
-def weights_bytes(model: nn.Module) -> bytes:
-    buffer = io.BytesIO()
-    torch.save({name: tensor.cpu() for name, tensor in model.state_dict().items()}, buffer)
-    return buffer.getvalue()
-
-
 def trained_model(spec_values: dict, weights: bytes) -> nn.Module | None:
-    """A stored run's model, in eval mode on the CPU (``weights_only``: nothing but tensors is read);
-    None when the weights do not fit this version's model (an older run, say)."""
+    """A stored run's model, in eval mode on the CPU; None when the weights do not fit this version's model
+    (an older run, say) or the spec is not one this version reads."""
     try:
-        model = build(spec_from_dict(spec_values))
-        model.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
-    except Exception:  # torch.load of damaged bytes raises many kinds; any of them means no model to show
+        model = with_weights(build(spec_from_dict(spec_values)), weights)
+    except UserError:
         return None
-    return model.eval()
+    return None if model is None else model.eval()
 
 
 def untrained_model(model: str, nh: int = LESSON_NH, seed: int = 0) -> nn.Module:

@@ -9,6 +9,7 @@ from typing import Callable
 import pandas as pd
 
 from core.jobs import ACTIVE, FINISHED, RUNNING, Event, JobManager
+from core.runs import MAX_GRIDS
 
 TRAINING_COLUMNS = ("step", "epoch", "train_loss", "lr", "momentum", "valid_loss", "accuracy", "valid_on")
 
@@ -18,7 +19,6 @@ class RunView:
     run_id: str
     cursor: int = 0
     rows: list[dict] = field(default_factory=list)
-    sample_png: bytes | None = None
     samples: list[tuple[int, bytes]] = field(default_factory=list)  # (step, png) of every grid, for a scrubber
     result: dict | None = None
     state: str | None = None
@@ -31,8 +31,9 @@ class RunView:
                 self.rows.append(event.data)
                 self.last_event_time = event.t
             elif event.kind == "samples":
-                self.sample_png = event.data["png"]
                 self.samples.append((event.data.get("step", 0), event.data["png"]))
+                if len(self.samples) > MAX_GRIDS:  # as the store thins them: every second one, the latest kept
+                    self.samples = self.samples[::2]
             elif event.kind == "result":
                 self.result = event.data
             elif event.kind == "state":
@@ -44,6 +45,11 @@ class RunView:
             events, self.cursor = manager.events(self.run_id, self.cursor)
             self.fold(events)
         return self
+
+    @property
+    def sample_png(self) -> bytes | None:
+        """The latest sample grid."""
+        return self.samples[-1][1] if self.samples else None
 
     @property
     def active(self) -> bool:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import inspect
 
+from core.gan import cyclegan, dcgan
 from core.models import mnist_cnn, upsampling_generator
 
 
@@ -237,8 +238,6 @@ def upsampler_snippet() -> str:
 def gan_step_snippet(loss: str) -> str:
     """The training step the GAN lab runs, as it is in core/gan/dcgan.py: DCGAN's, or WGAN's critic step,
     its rule for how many, and its generator step."""
-    from core.gan import dcgan
-
     functions = ((dcgan.update, dcgan.dcgan_step) if loss == "dcgan" else
                  (dcgan.update, dcgan.clip_, dcgan.critic_step, dcgan.critic_steps, dcgan.wgan_generator_step))
     return "\n\n".join(inspect.getsource(function) for function in functions)
@@ -246,8 +245,6 @@ def gan_step_snippet(loss: str) -> str:
 
 def cyclegan_step_snippet() -> str:
     """CycleGAN's losses and training step, as they are in core/gan/cyclegan.py."""
-    from core.gan import cyclegan
-
     return "\n\n".join(inspect.getsource(function) for function in (
         cyclegan.lsgan_loss, cyclegan.cycle_loss, cyclegan.identity_loss, cyclegan.generator_losses,
         cyclegan.discriminator_loss, cyclegan.train_step))

@@ -1,6 +1,7 @@
 """Run specs from plain dicts (a page's widgets, a stored run), for every lab the same way."""
 from __future__ import annotations
 
+import math
 from dataclasses import fields
 from typing import Callable, TypeVar
 
@@ -79,3 +80,15 @@ def estimate_from_rate(spec: Spec, runs: list[dict], device: str, spec_from_dict
     measured = measured_rates(runs, device, spec_from_dict, lambda _: kind, work).get(kind)
     rate = measured if measured is not None else timed_rate
     return None if rate is None else rate * work(spec)
+
+
+def is_number(value) -> bool:
+    """A finite int or float (True and False are not numbers here)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def check_lr_is_number(lr) -> None:
+    """A UserError unless the learning rate is a finite number; each lab checks its own range after this."""
+    if not is_number(lr):
+        raise UserError("check.lr_not_a_number", "The learning rate must be a number (got {lr}).", lr=lr)
+

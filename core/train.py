@@ -7,6 +7,7 @@ channels_last on CUDA) lives in ``DeviceConfig`` and nowhere else.
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import time
 from dataclasses import dataclass
@@ -425,3 +426,26 @@ def fastest_seconds(step: Callable[[], object], repeats: int = 5) -> float:
 
     timed()
     return min(timed() for _ in range(repeats))
+
+
+# ----- trained weights, as the run store keeps them ---------------------------------------------------------
+def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: tensor.cpu() for name, tensor in model.state_dict().items()}
+
+
+def weights_bytes(state: nn.Module | dict) -> bytes:
+    """``torch.save`` bytes of a model's state on the CPU (or of a dict of such states), for a "weights" event."""
+    buffer = io.BytesIO()
+    torch.save(cpu_state(state) if isinstance(state, nn.Module) else state, buffer)
+    return buffer.getvalue()
+
+
+def with_weights(model: nn.Module, weights: bytes) -> nn.Module | None:
+    """``model`` holding stored weights (``weights_only``: nothing but tensors is read), or None when they do not
+    fit it (an older run's, say) or cannot be read."""
+    try:
+        model.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
+    except Exception:  # torch.load of damaged bytes raises many kinds; any of them means no model to show
+        return None
+    return model
+

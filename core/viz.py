@@ -35,10 +35,27 @@ def digit_grid_png(images: torch.Tensor, labels: Sequence, predicted: Sequence,
     grid = make_grid(framed, nrow=per_row, padding=padding, pad_value=1.0)
     if len(framed) == 1:  # make_grid returns a lone image unpadded: give it the same margins
         grid = torch.nn.functional.pad(grid, [padding] * 4, value=1.0)
-    picture = Image.fromarray(grid.mul(255).byte().permute(1, 2, 0).numpy())
-    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    picture = enlarged(Image.fromarray(grid.mul(255).byte().permute(1, 2, 0).numpy()), scale)
     _caption_cells(picture, labels, predicted, per_row, side=framed[0].shape[-1], padding=padding, scale=scale,
                    show_truth=show_truth)
+    return png_bytes(picture)
+
+
+def tanh_grid_png(pictures: torch.Tensor, per_row: int, scale: int) -> bytes:
+    """Pictures (N, 1 or 3, H, W) in [-1, 1], a tanh's range, as one PNG grid with grey between them, every
+    pixel enlarged ``scale`` times. Grey pictures stay a one-channel PNG."""
+    grid = make_grid(((pictures + 1) / 2).clamp(0, 1), nrow=per_row, padding=2, pad_value=0.5)
+    pixels = grid.mul(255).round().byte()  # make_grid repeats a grey picture's channel three times
+    pixels = pixels[0] if pictures.shape[1] == 1 else pixels.permute(1, 2, 0)
+    return png_bytes(enlarged(Image.fromarray(pixels.numpy()), scale))
+
+
+def enlarged(picture: Image.Image, scale: int) -> Image.Image:
+    """``scale`` times larger by nearest neighbour: small pictures' pixels stay sharp squares."""
+    return picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+
+
+def png_bytes(picture: Image.Image) -> bytes:
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()

@@ -2,16 +2,13 @@
 with the paper's recipe: LSGAN losses, cycle consistency, identity loss and a pool of old fakes."""
 from __future__ import annotations
 
-import io
 import math
 import time
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
-from torchvision.utils import make_grid
 
 from core import classroom, specs
 from core.data.domains import SOURCES, Domains, load_domains
@@ -20,7 +17,8 @@ from core.gan.pool import ImagePool
 from core.models.cyclegan import patch_discriminator, resnet_generator
 from core.rnn_lab import one_cpu_thread
 from core.specs import spec_from_values
-from core.train import DeviceConfig, fastest_seconds
+from core.train import DeviceConfig, cpu_state, fastest_seconds, weights_bytes
+from core.viz import tanh_grid_png
 
 KIND = "cyclegan"
 PRESETS = ("quick", "demo", "lecture")
@@ -69,10 +67,6 @@ def preset_spec(preset: str = "demo") -> CycleGanSpec:
     return CycleGanSpec(preset, **PRESET_SETTINGS[preset])
 
 
-def is_number(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-
-
 def validate(spec: CycleGanSpec) -> CycleGanSpec:
     """The spec itself, or a UserError that says what to change."""
     preset_spec(spec.preset)
@@ -80,14 +74,13 @@ def validate(spec: CycleGanSpec) -> CycleGanSpec:
         raise UserError("cyclegan.bad_source", "Unknown picture source {source}: choose one of {sources}.",
                         source=spec.source, sources=", ".join(SOURCES))
     specs.check_whole_numbers(spec, ("size", "blocks", "width", "steps", "batch_size", "pool_size", "seed"))
-    if not is_number(spec.lr):
-        raise UserError("check.lr_not_a_number", "The learning rate must be a number (got {lr}).", lr=spec.lr)
+    specs.check_lr_is_number(spec.lr)
     if not 0 < spec.lr <= MAX_LR:
         raise UserError("cyclegan.lr_range", "The learning rate must be above 0 and at most {max:g}, such as the "
                         "lesson's 2e-4 (got {lr:g}).", lr=spec.lr, max=MAX_LR)
     for name in ("cycle_weight", "identity_weight"):
         value = getattr(spec, name)
-        if not is_number(value) or value < 0:
+        if not specs.is_number(value) or value < 0:
             raise UserError("cyclegan.bad_weight", "{name} must be a number of at least 0, such as the lesson's "
                             "{lesson:g} (got {value}).", name=name, value=value, lesson=getattr(CycleGanSpec, name))
     if spec.size % SIZE_MULTIPLE or not MIN_SIZE <= spec.size <= MAX_SIZE:
@@ -262,20 +255,7 @@ def translations(gan: CycleGan, probe_a: torch.Tensor, probe_b: torch.Tensor) ->
 
 def samples_png(pictures: torch.Tensor, per_row: int = PROBES) -> bytes:
     """The pictures in rows of ``per_row``, enlarged (nearest neighbour, so pixels stay sharp) to be seen."""
-    grid = make_grid(((pictures + 1) / 2).clamp(0, 1), nrow=per_row, padding=2, pad_value=0.5)
-    picture = Image.fromarray(grid.permute(1, 2, 0).mul(255).round().byte().numpy())
-    zoom = max(1, SAMPLE_PIXELS // pictures.shape[-1])
-    picture = picture.resize((picture.width * zoom, picture.height * zoom), Image.NEAREST)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def weights_bytes(gan: CycleGan) -> bytes:
-    buffer = io.BytesIO()
-    torch.save({name: {key: tensor.cpu() for key, tensor in model.state_dict().items()}
-                for name, model in (("g_ab", gan.g_ab), ("g_ba", gan.g_ba))}, buffer)
-    return buffer.getvalue()
+    return tanh_grid_png(pictures, per_row, max(1, SAMPLE_PIXELS // pictures.shape[-1]))
 
 
 # ----- the job -------------------------------------------------------------------------------------------
@@ -320,7 +300,7 @@ def train_cyclegan(spec: CycleGanSpec, context) -> None:
             last_sample = time.perf_counter()
     seconds = time.perf_counter() - started
     emit_samples(spec.steps)
-    context.emit("weights", {"state": weights_bytes(gan)})
+    context.emit("weights", {"state": weights_bytes({"g_ab": cpu_state(gan.g_ab), "g_ba": cpu_state(gan.g_ba)})})
     context.emit("result", {"seconds": seconds, "device": device.describe(), "steps": spec.steps,
                             "final_losses": losses, "synthetic": domains.synthetic, "domains": list(domains.names)})
 

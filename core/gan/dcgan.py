@@ -3,7 +3,6 @@ the discriminator's (or critic's) own steps inside it. Every few seconds the gen
 noise batch, so a student watches the same digits form, and the foundation's classifier judges them."""
 from __future__ import annotations
 
-import io
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -12,9 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
-from torchvision.utils import make_grid
 
 from core import classroom, specs
 from core.data.mnist import padded_tanh
@@ -23,7 +20,8 @@ from core.gan import judge
 from core.mnist_lab import cached_digits
 from core.models.dcgan import DCGAN_D, DCGAN_G
 from core.specs import spec_from_values
-from core.train import DeviceConfig, fastest_seconds
+from core.train import DeviceConfig, fastest_seconds, with_weights, weights_bytes
+from core.viz import tanh_grid_png
 
 KIND = "gan"
 LOSSES = ("dcgan", "wgan")
@@ -77,8 +75,7 @@ def validate(spec: GanSpec) -> GanSpec:
     """The spec itself, or a UserError that says what to change."""
     preset_spec(spec.preset, spec.loss)
     specs.check_whole_numbers(spec, ("steps", "width", "batch_size", "seed"))
-    if isinstance(spec.lr, bool) or not isinstance(spec.lr, (int, float)) or not math.isfinite(spec.lr):
-        raise UserError("check.lr_not_a_number", "The learning rate must be a number (got {lr}).", lr=spec.lr)
+    specs.check_lr_is_number(spec.lr)
     if not 0 < spec.lr <= MAX_LR:
         raise UserError("gan.lr_range", "The learning rate must be above 0 and at most {max:g}; the lesson's is "
                         "{lesson:g} for this loss (got {lr:g}).", lr=spec.lr, max=MAX_LR, lesson=DEFAULT_LR[spec.loss])
@@ -170,13 +167,8 @@ def generate(generator: nn.Module, noise: torch.Tensor) -> torch.Tensor:
 
 
 def grid_png(pictures: torch.Tensor, columns: int = 8, zoom: int = GRID_ZOOM) -> bytes:
-    """Pictures in [-1, 1] as one PNG, white digits on black, enlarged to be seen."""
-    grid = make_grid(((pictures + 1) / 2).clamp(0, 1), nrow=columns, padding=2, pad_value=0.5)
-    picture = Image.fromarray(grid[0].mul(255).byte().numpy())
-    picture = picture.resize((picture.width * zoom, picture.height * zoom), Image.NEAREST)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    return buffer.getvalue()
+    """Generated digits, white on black, as one PNG enlarged to be seen."""
+    return tanh_grid_png(pictures, columns, zoom)
 
 
 def interpolation(generator: nn.Module, seed: int, first: int, last: int, count: int = 9) -> torch.Tensor:
@@ -209,21 +201,13 @@ def architecture_table(width: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def weights_bytes(generator: nn.Module) -> bytes:
-    buffer = io.BytesIO()
-    torch.save({name: tensor.cpu() for name, tensor in generator.state_dict().items()}, buffer)
-    return buffer.getvalue()
-
-
 def trained_generator(spec_values: dict, weights: bytes) -> DCGAN_G | None:
-    """A stored run's generator on the CPU (``weights_only``: nothing but tensors is read); None when the
-    weights do not fit the spec (an older run, say)."""
+    """A stored run's generator on the CPU; None when the weights do not fit the spec (an older run, say)."""
     try:
         generator, _ = networks(spec_from_dict(spec_values).width, 0)
-        generator.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
-    except (UserError, RuntimeError, KeyError, ValueError):
+    except UserError:
         return None
-    return generator
+    return with_weights(generator, weights)
 
 
 # ----- one step --------------------------------------------------------------------------------------------
@@ -399,13 +383,13 @@ def run_gan(spec_values: dict, context) -> None:
     total_work = work_done(spec, spec.steps)
     recognisable_after: float | None = None
 
-    def emit_samples(step: int) -> dict:
+    def emit_samples(step: int) -> judge.Verdict:
         pictures = generate(gan.generator, noise)
         found = judge.verdict(pictures)
         context.emit("samples", {"png": grid_png(pictures[:GRID_SAMPLES]), "step": step, **found.to_dict()})
-        return {"confidence": found.confidence, "classes_present": found.classes_present, "spread": found.spread}
+        return found
 
-    emit_samples(0)
+    latest = emit_samples(0)
     started = last_sample = time.perf_counter()
     sample_every = SAMPLE_EVERY_SECONDS
     for step in range(1, spec.steps + 1):
@@ -419,7 +403,8 @@ def run_gan(spec_values: dict, context) -> None:
                "eta": elapsed / done * (total_work - done), **values}
         if time.perf_counter() - last_sample >= sample_every or step == spec.steps:
             sampling_started = time.perf_counter()
-            row.update(emit_samples(step))
+            latest = emit_samples(step)  # the last step's too: the result's verdict
+            row.update(confidence=latest.confidence, classes_present=latest.classes_present, spread=latest.spread)
             last_sample = time.perf_counter()
             # On a busy machine a grid and its verdict take far longer: keep them to at most 1/20 of the run.
             sample_every = max(SAMPLE_EVERY_SECONDS, SAMPLING_SHARE_LIMIT * (last_sample - sampling_started))
@@ -427,9 +412,8 @@ def run_gan(spec_values: dict, context) -> None:
                 recognisable_after = elapsed
         context.emit("metrics", row)
     context.emit("weights", {"state": weights_bytes(gan.generator)})
-    final = judge.verdict(generate(gan.generator, noise))
     context.emit("result", {"seconds": time.perf_counter() - started, "device": device.describe(),
-                            "steps": spec.steps, "loss": spec.loss, "verdict": final.to_dict(),
+                            "steps": spec.steps, "loss": spec.loss, "verdict": latest.to_dict(),
                             "recognisable_after": recognisable_after})
 
 

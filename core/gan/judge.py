@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.data.mnist import MEAN, STD, SHIPPED
+from core.mnist_lab import cached_digits
 from core.models import build
 from core.train import Learner, OneCycle, TensorBatches
 
@@ -28,8 +29,6 @@ MNIST_SIZE = 28
 
 def train_judge(epochs: float = 2, max_lr: float = 0.05, seed: int = 0) -> nn.Module:
     """The lesson's fit_one_cycle on all 60,000 training digits (99.0% on the 10,000 validation ones)."""
-    from core.mnist_lab import cached_digits  # the training set is only read when a judge is made
-
     torch.manual_seed(seed)
     digits = cached_digits(True)
     model = build(ARCH)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.jobs import JobManager
+from core.jobs import Event, JobManager
 from core.run_view import ReplayView, RunView
 from core.runs import RunStore
 from tests.unit.conftest import FakeClock
@@ -85,3 +85,13 @@ def test_a_faster_replay_says_the_time_left_at_its_own_pace(manager):
     view = ReplayView("recorded01", speed=4, clock=clock).refresh(manager)
     clock.now += 100
     assert view.refresh(manager).latest["eta"] == pytest.approx(10.0)
+
+
+def test_a_long_runs_view_keeps_its_grids_thinned_as_the_store_does():
+    from core.runs import MAX_GRIDS
+
+    view = RunView("long")
+    view.fold([Event(seq, "samples", {"png": b"png", "step": seq}, float(seq)) for seq in range(MAX_GRIDS + 1)])
+    steps = [step for step, _ in view.samples]
+    assert len(steps) == MAX_GRIDS // 2 + 1 and steps[0] == 0 and steps[-1] == MAX_GRIDS
+    assert view.sample_png == b"png"

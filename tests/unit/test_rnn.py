@@ -23,6 +23,7 @@ from core.rnn_figures import (accuracy_figure, batches_figure, guesses_png, hidd
 from core.snippets import rnn_snippet
 from core.text.language_model import MAX_EXTRA, LanguageModelBatches, batchify, length_sample
 from core.text.unrolling import loop_against_torch_rnn, next_word_guesses, trace, written_out_against_loop
+from core.train import weights_bytes
 from tests.unit.conftest import RecordingContext
 
 
@@ -317,7 +318,7 @@ def test_a_model_that_reads_a_long_window_still_shows_its_guesses():
 
 def test_weights_that_do_not_fit_the_model_are_set_aside():
     spec = lab.preset_spec("model5")
-    other = lab.weights_bytes(LANGUAGE_MODELS["model3"]())
+    other = weights_bytes(LANGUAGE_MODELS["model3"]())
     assert lab.trained_model(spec.to_dict(), other) is None and lab.trained_model(spec.to_dict(), b"junk") is None
 
 
