@@ -23,7 +23,7 @@ LABS = (
     Lab("gans", 2, 12, "pages/gan_lab.py", "🌀", "gan", ("gan", "cyclegan")),
     Lab("restoration", 1, 7, None, "🪄"),
     Lab("rnn", 1, 7, "pages/rnn_lab.py", "🔁", "rnn", ("rnn",)),
-    Lab("bias", 2, 13, None, "⚖️"),
+    Lab("bias", 2, 13, "pages/bias_lab.py", "⚖️", "bias"),
     Lab("darknet", 2, 12, "pages/darknet_lab.py", "🏎️", "dark", ("darknet",)),
 )
 

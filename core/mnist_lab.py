@@ -44,6 +44,8 @@ class MnistSpec:
     optimizer: str = "sgd"  # SGD with momentum, or Adam (fastai's default, betas .9/.99)
     n_train: int = 60_000  # digits of the 60,000 training ones to use
     seed: int = 0
+    scarce_digit: int = -1  # the bias lab's experiment: this digit (-1: none) is under-represented ...
+    scarce_keep: float = 1.0  # ... only this share of its training images is kept
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,7 +78,7 @@ def size_of_values(values: dict) -> str:
 def validate(spec: MnistSpec) -> MnistSpec:
     """The spec itself, or a UserError that says what to change."""
     preset_spec(spec.arch, spec.preset)
-    specs.check_whole_numbers(spec, ("epochs", "batch_size", "n_train", "seed"))
+    specs.check_whole_numbers(spec, ("epochs", "batch_size", "n_train", "seed", "scarce_digit"))
     lr_is_number = isinstance(spec.max_lr, (int, float)) and not isinstance(spec.max_lr, bool)
     if not (lr_is_number and math.isfinite(spec.max_lr) and spec.max_lr > 0):
         raise UserError("mnist.lr_positive", "The learning rate must be a number above 0, such as 0.1 (got {lr}).", lr=spec.max_lr)
@@ -92,6 +94,12 @@ def validate(spec: MnistSpec) -> MnistSpec:
         raise UserError("mnist.seed_range", "The seed must be between 0 and 2147483647 (got {seed}).", seed=spec.seed)
     if spec.optimizer not in OPTIMIZERS:
         raise UserError("mnist.bad_optimizer", "Unknown optimizer {name}.", name=spec.optimizer)
+    if not -1 <= spec.scarce_digit <= 9:
+        raise UserError("mnist.scarce_digit", "The under-represented digit must be 0 to 9, or -1 for none (got {digit}).",
+                        digit=spec.scarce_digit)
+    if not (specs.is_number(spec.scarce_keep) and 0 < spec.scarce_keep <= 1):
+        raise UserError("mnist.scarce_keep", "The share of that digit's images to keep must be above 0 and at most 1 "
+                        "(got {keep}).", keep=spec.scarce_keep)
     return spec
 
 
@@ -135,6 +143,8 @@ def run_mnist(spec_values: dict, context) -> None:
     device = DeviceConfig.auto()
     torch.manual_seed(spec.seed)
     train = cached_digits(True).subset(spec.n_train, seed=spec.seed)
+    if spec.scarce_digit >= 0:
+        train = train.thinned(spec.scarce_digit, spec.scarce_keep, seed=spec.seed)
     valid = cached_digits(False)
     if device.device.type == "cuda":  # GPU-resident data: no host-to-device copy per batch
         train = DigitTensors(train.images.to(device.device), train.labels.to(device.device))

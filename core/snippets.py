@@ -248,3 +248,21 @@ def cyclegan_step_snippet() -> str:
     return "\n\n".join(inspect.getsource(function) for function in (
         cyclegan.lsgan_loss, cyclegan.cycle_loss, cyclegan.identity_loss, cyclegan.generator_losses,
         cyclegan.discriminator_loss, cyclegan.train_step))
+
+
+def bias_snippet(by: str, threshold: int) -> str:
+    """The COMPAS tab's numbers in plain pandas and fairlearn: ProPublica's filter, a cross-tab and the error rates."""
+    return f'''import pandas as pd
+from fairlearn.metrics import MetricFrame, false_negative_rate, false_positive_rate
+
+raw = pd.read_csv("compas-scores-two-years.csv")  # ProPublica's file (github.com/propublica/compas-analysis)
+people = raw[raw.days_b_screening_arrest.between(-30, 30) & (raw.is_recid != -1)
+             & (raw.c_charge_degree != "O") & (raw.score_text != "N/A")]   # 6,172 people
+
+print(pd.crosstab([people.{by}, people.score_text], people.two_year_recid, normalize="index"))
+
+frame = MetricFrame(metrics={{"fpr": false_positive_rate, "fnr": false_negative_rate}},
+                    y_true=people.two_year_recid, y_pred=people.decile_score >= {threshold},
+                    sensitive_features=people.{by})
+print(frame.by_group)   # did not reoffend but labelled higher risk (fpr); reoffended but labelled lower (fnr)
+'''

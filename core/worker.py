@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from multiprocessing.connection import Connection
 from typing import Iterable, Iterator
@@ -16,10 +17,14 @@ from core.errors import RunCancelled, UserError
 from core.jobs import CANCELLED, FAILED, FINISHED, WARMED_UP, RunContext, Runner, resolve
 
 log = logging.getLogger("core.worker")
+# Training takes every core it is given; a lower priority keeps the pages (and, on a laptop, the
+# browser) responsive while a run trains on the same machine, at no cost when nothing else waits.
+NICENESS = 10
 
 
 def main(fd: int, runners: dict[str, str]) -> None:
     connection = Connection(fd)
+    os.nice(NICENESS)
     resolved = {kind: resolve(path) for kind, path in runners.items()}
     for info in warm_up_infos(resolved.values()):
         connection.send(("info", info))

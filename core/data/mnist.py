@@ -72,6 +72,15 @@ class DigitTensors:
         order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
         return DigitTensors(self.images[order], self.labels[order])
 
+    def thinned(self, digit: int, keep: float, seed: int = 0) -> "DigitTensors":
+        """The same digits but for ``digit``, of which only a random ``keep`` share stays (at least one)."""
+        of_digit = (self.labels == digit).nonzero().squeeze(1)
+        order = torch.randperm(len(of_digit), generator=torch.Generator().manual_seed(seed))
+        dropped = of_digit[order[max(1, round(keep * len(of_digit))):]]
+        kept = torch.ones(len(self), dtype=torch.bool)
+        kept[dropped] = False
+        return DigitTensors(self.images[kept], self.labels[kept])
+
 
 def mnist_tensors(train: bool, root: Path | None = None) -> DigitTensors:
     """The whole split as tensors, skipping torchvision's per-item PIL conversion (it is 10x slower)."""

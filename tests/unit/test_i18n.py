@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from core import jobs, mnist_lab, rnn_lab, schedule_lab, shape_tracer
+from core import bias_sims, fairness, jobs, mnist_lab, rnn_lab, schedule_lab, shape_tracer
 from core.conv_figures import GRID_LABEL_KEYS
 from core.data.domains import SOURCES
 from core.gan import dcgan
@@ -26,6 +26,7 @@ from core.gan.figures import CYCLE_LABEL_KEYS, GAN_LABEL_KEYS
 from core.models.upsampling_generator import UPSAMPLERS
 from core.schedules import OPTIMIZERS
 from core.viz import FINDER_LABEL_KEYS, SCHEDULE_LABEL_KEYS
+from ui import bias_sections
 from ui.common import TRAINING_FIGURE_KEYS
 from core.i18n import LANGUAGES, LOCALES, t, t_message
 from core.labs import LABS
@@ -52,6 +53,18 @@ def load_locale(language: str) -> dict[str, str]:
 EN = load_locale("en")
 ZH = load_locale("zh")
 LOCALE_TEXTS = {"en": EN, "zh": ZH}
+
+
+def assert_for_each(check, cases) -> None:
+    """Run ``check`` on every case and fail once, listing every case that failed (one test per key
+    would be thousands of tests, half a minute of pytest's overhead)."""
+    failures = []
+    for case in cases:
+        try:
+            check(*case) if isinstance(case, tuple) else check(case)
+        except AssertionError as error:
+            failures.append(f"{case}: {error}")
+    assert not failures, f"{len(failures)} failed:\n" + "\n".join(failures[:40])
 
 # ----- placeholders --------------------------------------------------------------------
 PLOTLY_TOKEN = re.compile(r"%\{[^{}]*\}")  # plotly hover template syntax, not str.format
@@ -90,35 +103,40 @@ def test_locales_have_the_same_keys():
     assert not only_en and not only_zh, f"only in en.json: {only_en}; only in zh.json: {only_zh}"
 
 
-@pytest.mark.parametrize("key", sorted(EN))
-def test_placeholders_match(key):
-    english, chinese = placeholders(EN[key]), placeholders(ZH.get(key, ""))
-    assert english == chinese, f"{key}: en has {english}, zh has {chinese}"
-    for name in english:
-        assert name.isidentifier(), f"{key}: t() passes keyword parameters only, not {{{name}}}"
+def test_placeholders_match():
+    def check(key):
+        english, chinese = placeholders(EN[key]), placeholders(ZH.get(key, ""))
+        assert english == chinese, f"{key}: en has {english}, zh has {chinese}"
+        for name in english:
+            assert name.isidentifier(), f"{key}: t() passes keyword parameters only, not {{{name}}}"
+
+    assert_for_each(check, sorted(EN))
 
 
-@pytest.mark.parametrize("key", sorted(EN))
-def test_plotly_syntax_is_kept(key):
-    assert sorted(PLOTLY_TOKEN.findall(EN[key])) == sorted(PLOTLY_TOKEN.findall(ZH.get(key, ""))), key
-    for tag in ("<extra>", "</extra>"):
-        assert EN[key].count(tag) == ZH.get(key, "").count(tag), f"{key}: {tag}"
+def test_plotly_syntax_is_kept():
+    def check(key):
+        assert sorted(PLOTLY_TOKEN.findall(EN[key])) == sorted(PLOTLY_TOKEN.findall(ZH.get(key, ""))), key
+        for tag in ("<extra>", "</extra>"):
+            assert EN[key].count(tag) == ZH.get(key, "").count(tag), f"{key}: {tag}"
+
+    assert_for_each(check, sorted(EN))
 
 
-@pytest.mark.parametrize("language", sorted(LANGUAGES))
-@pytest.mark.parametrize("key", sorted(EN))
-def test_every_text_formats(key, language):
-    assert key in LOCALE_TEXTS[language], f"{key} is missing from {language}.json"
-    raw = LOCALE_TEXTS[language][key]
-    params = dummy_params(raw)
-    text = t(key, language, **params)
-    if params:
-        assert "{" + next(iter(params)) not in text, f"{key} ({language}) left a placeholder unfilled"
-        for name, value in params.items():
-            if value == WORD:
-                assert WORD in text, f"{key} ({language}) does not show {{{name}}}"
-    else:
-        assert text == raw, f"{key} ({language}): t() did not return the locale's own text"
+def test_every_text_formats():
+    def check(key, language):
+        assert key in LOCALE_TEXTS[language], f"{key} is missing from {language}.json"
+        raw = LOCALE_TEXTS[language][key]
+        params = dummy_params(raw)
+        text = t(key, language, **params)
+        if params:
+            assert "{" + next(iter(params)) not in text, f"{key} ({language}) left a placeholder unfilled"
+            for name, value in params.items():
+                if value == WORD:
+                    assert WORD in text, f"{key} ({language}) does not show {{{name}}}"
+        else:
+            assert text == raw, f"{key} ({language}): t() did not return the locale's own text"
+
+    assert_for_each(check, [(key, language) for key in sorted(EN) for language in sorted(LANGUAGES)])
 
 
 def test_stored_messages_read_in_chinese():
@@ -154,21 +172,27 @@ def test_not_chinese_list_names_real_keys():
     assert NOT_CHINESE <= set(EN), sorted(NOT_CHINESE - set(EN))
 
 
-@pytest.mark.parametrize("key", sorted(set(EN) - NOT_CHINESE))
-def test_chinese_text_is_chinese(key):
-    assert CHINESE.search(ZH.get(key, "")), f"zh text of {key} has no Chinese: {ZH.get(key)!r}"
+def test_chinese_text_is_chinese():
+    def check(key):
+        assert CHINESE.search(ZH.get(key, "")), f"zh text of {key} has no Chinese: {ZH.get(key)!r}"
+
+    assert_for_each(check, sorted(set(EN) - NOT_CHINESE))
 
 
-@pytest.mark.parametrize("key", sorted(EN))
-def test_symbols_and_emoji_are_kept(key):
-    assert symbols(EN[key]) == symbols(ZH.get(key, "")), key
+def test_symbols_and_emoji_are_kept():
+    def check(key):
+        assert symbols(EN[key]) == symbols(ZH.get(key, "")), key
+
+    assert_for_each(check, sorted(EN))
 
 
-@pytest.mark.parametrize("key", sorted(EN))
-def test_technical_names_stay_in_latin_letters(key):
-    missing = [name for name in TECHNICAL_NAMES
-               if name in EN[key] and ZH.get(key, "").count(name) < EN[key].count(name)]
-    assert not missing, f"zh text of {key} lost {missing}"
+def test_technical_names_stay_in_latin_letters():
+    def check(key):
+        missing = [name for name in TECHNICAL_NAMES
+                   if name in EN[key] and ZH.get(key, "").count(name) < EN[key].count(name)]
+        assert not missing, f"zh text of {key} lost {missing}"
+
+    assert_for_each(check, sorted(EN))
 
 
 # ----- keys the code uses --------------------------------------------------------------
@@ -230,6 +254,16 @@ def dynamic_families() -> dict[str, tuple[str, ...]]:
         "gan.domain.": ("digits", "zebra_digits", "horses", "zebras"),
         "gan.source.": SOURCES,
         "gan.col.": ("network", "layer", "kernel", "output", "parameters"),
+        "bias.tab.": bias_sections.TABS,
+        "bias.by.": fairness.GROUPINGS,
+        "bias.rows.": fairness.RISK_ROWS,
+        "bias.rule.": bias_sims.FEEDBACK_RULES,
+        "bias.rule_what.": bias_sims.FEEDBACK_RULES,
+        "bias.fig.": bias_sections.FIGURE_WORDS,
+        "bias.fig.sub_": tuple(fairness.GENDER_SHADES.columns[1:]),
+        "bias.headline_": ("fpr", "fnr"),
+        "bias.model.": ("baseline", "scarce"),
+        "bias.col.": ("images", "correct", "error_pct"),  # the per-class table's columns
     }
 
 
