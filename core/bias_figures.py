@@ -63,7 +63,8 @@ def error_rates_figure(rates: pd.DataFrame, labels: dict[str, str], published: d
     return _layout(figure, 430)
 
 
-def tradeoff_figure(sweep: pd.DataFrame, calibration: pd.DataFrame, threshold: int, labels: dict[str, str]) -> go.Figure:
+def tradeoff_figure(sweep: pd.DataFrame, calibration: pd.DataFrame, threshold: int,
+                    labels: dict[str, str]) -> go.Figure:
     """Three panels against the decile score: each group's false-positive rate and false-negative rate if
     "higher risk" started at that score (the chosen threshold marked), and the share of each score's people
     who did reoffend (calibration)."""

@@ -95,8 +95,8 @@ def validate(spec: MnistSpec) -> MnistSpec:
     if spec.optimizer not in OPTIMIZERS:
         raise UserError("mnist.bad_optimizer", "Unknown optimizer {name}.", name=spec.optimizer)
     if not -1 <= spec.scarce_digit <= 9:
-        raise UserError("mnist.scarce_digit", "The under-represented digit must be 0 to 9, or -1 for none (got {digit}).",
-                        digit=spec.scarce_digit)
+        raise UserError("mnist.scarce_digit", "The under-represented digit must be 0 to 9, or -1 for none "
+                        "(got {digit}).", digit=spec.scarce_digit)
     if not (specs.is_number(spec.scarce_keep) and 0 < spec.scarce_keep <= 1):
         raise UserError("mnist.scarce_keep", "The share of that digit's images to keep must be above 0 and at most 1 "
                         "(got {keep}).", keep=spec.scarce_keep)

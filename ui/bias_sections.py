@@ -93,7 +93,8 @@ def crosstab_panel(people: pd.DataFrame) -> None:
                                   "did_not_reoffend": tr("bias.col.did_not"), "reoffended": tr("bias.col.did"),
                                   "people": tr("bias.col.people"), "reoffended_pct": tr("bias.col.did_pct"),
                                   "did_not_reoffend_pct": tr("bias.col.did_not_pct")})
-    st.dataframe(shown, hide_index=True, width="stretch", height=320, key="bias_crosstab_table",
+    st.dataframe(shown, hide_index=True, width="stretch", height=min(320, 35 * (len(shown) + 1) + 3),
+                 key="bias_crosstab_table",
                  column_config={tr("bias.col.did_pct"): st.column_config.NumberColumn(format="%.1f%%"),
                                 tr("bias.col.did_not_pct"): st.column_config.NumberColumn(format="%.1f%%")})
     csv_button(table, f"compas_{rows}_by_{by}", "bias_crosstab_csv")
@@ -109,7 +110,8 @@ def rates_panel(people: pd.DataFrame) -> None:
     published = fairness.PUBLISHED if by == "race" and threshold == fairness.HIGHER_RISK_DECILE else None
     st.plotly_chart(figures.error_rates_figure(rates, words(), published), width="stretch", key="bias_rates_chart")
     st.caption(tr("bias.rates_caption", resamples=BOOTSTRAP_RESAMPLES))
-    intervals = {f"{rate}_ci": [f"{low:.1%} – {high:.1%}" for low, high in zip(rates[f"{rate}_low"], rates[f"{rate}_high"])]
+    intervals = {f"{rate}_ci": [f"{low:.1%} – {high:.1%}"
+                                for low, high in zip(rates[f"{rate}_low"], rates[f"{rate}_high"])]
                  for rate in ("fpr", "fnr")}
     shown = rates[["group", "people", "base_rate", "fpr", "fnr", "precision", "labelled_higher"]].assign(**intervals)
     shown = shown[["group", "people", "base_rate", "fpr", "fpr_ci", "fnr", "fnr_ci", "precision", "labelled_higher"]]
@@ -238,11 +240,12 @@ def model_tab() -> None:
     mine = [rid for rid in active if rid in manager.active_runs(session_id())]
     estimate = None
     if chosen:
+        device = manager.info.get("device", "")
         timings = mnist_lab.step_seconds(manager.info.get("mnist_seconds_per_step", {}),
-                                         mnist_lab.readable_runs(visible_runs(mnist_lab.KIND)), manager.info.get("device", ""))
+                                         mnist_lab.readable_runs(visible_runs(mnist_lab.KIND)), device)
         estimate = mnist_lab.estimate_seconds(chosen[1], timings)
         st.caption(tr("device.measuring") if estimate is None else
-                   tr("bias.estimate", seconds=max(2 * estimate, 1), device=manager.info.get("device", "")))
+                   tr("bias.estimate", seconds=max(2 * estimate, 1), device=device))
     left, right = st.columns(2)
     left.button(tr("bias.train_both"), type="primary", disabled=chosen is None or bool(mine), width="stretch",
                 on_click=start_experiment, key="bias_train",
@@ -270,7 +273,8 @@ def experiment_panel(watching: bool) -> None:
                     continue
                 view, status = run_view(rid), job_manager().status(rid)
                 spec = (status or {}).get("spec") or {}
-                title = tr(f"bias.model.{name}", digit=spec.get("scarce_digit", -1), keep=100 * spec.get("scarce_keep", 1.0))
+                title = tr(f"bias.model.{name}", digit=spec.get("scarce_digit", -1),
+                           keep=100 * spec.get("scarce_keep", 1.0))
                 st.markdown(f"**{title}**")
                 if show_run_state(view, epoch_progress, model_done) is not None and view.result:
                     views[name] = (view.result, spec)
@@ -287,8 +291,9 @@ def model_done(result: dict) -> str:
 
 def results_panel(base: dict, scarce: dict, spec: dict) -> None:
     digit, keep = spec["scarce_digit"], spec["scarce_keep"]
+    scarce_name = tr("bias.model.scarce_short", digit=digit, keep=100 * keep)
     tables = {tr("bias.model.baseline_short"): fairness.per_class_errors(base["confusion"]),
-              tr("bias.model.scarce_short", digit=digit, keep=100 * keep): fairness.per_class_errors(scarce["confusion"])}
+              scarce_name: fairness.per_class_errors(scarce["confusion"])}
     before, after = (table.at[digit, "error_pct"] for table in tables.values())
     one, two, three = st.columns(3)
     one.metric(tr("bias.digit_error", digit=digit), f"{after:.1f}%", f"{after - before:+.1f} pt", delta_color="inverse")
@@ -299,11 +304,12 @@ def results_panel(base: dict, scarce: dict, spec: dict) -> None:
     st.caption(tr("bias.class_caption", digit=digit))
     merged = pd.concat({name: table.set_index("digit") for name, table in tables.items()}, axis=1)
     merged.columns = [f"{name}: {tr(f'bias.col.{column}')}" for name, column in merged.columns]
-    st.dataframe(merged.reset_index().rename(columns={"digit": tr("bias.fig.digit_axis")}), hide_index=True, width="stretch",
-                 key="bias_class_table", column_config={column: st.column_config.NumberColumn(format="%.1f%%")
-                                                        for column in merged.columns if column.endswith("%")})
+    percent = {column: st.column_config.NumberColumn(format="%.1f%%")
+               for column in merged.columns if column.endswith("%")}
+    st.dataframe(merged.reset_index().rename(columns={"digit": tr("bias.fig.digit_axis")}), hide_index=True,
+                 width="stretch", key="bias_class_table", column_config=percent)
     csv_button(merged.reset_index(), f"mnist_per_class_digit_{digit}_keep_{round(100 * keep)}", "bias_class_csv")
     st.markdown(f"**{tr('bias.confusion', digit=digit)}**")
-    st.plotly_chart(confusion_figure(scarce["confusion"], {"predicted": tr("chart.predicted"), "actual": tr("chart.actual"),
-                                                           "hover": tr("chart.confusion_hover")}),
-                    width="stretch", key="bias_confusion")
+    words_of_matrix = {"predicted": tr("chart.predicted"), "actual": tr("chart.actual"),
+                       "hover": tr("chart.confusion_hover")}
+    st.plotly_chart(confusion_figure(scarce["confusion"], words_of_matrix), width="stretch", key="bias_confusion")

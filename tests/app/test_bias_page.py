@@ -1,6 +1,5 @@
 """The bias lab, run by AppTest: the COMPAS headline and pivot, Gender Shades, the two simulations, the link,
 and the MNIST experiment with one digit made scarce (two real runs at a tiny size)."""
-from core import fairness
 from tests.app.test_pages import click, open_page, texts
 from tests.app.test_schedule_page import wait_for
 
