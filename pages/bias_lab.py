@@ -27,7 +27,7 @@ CONTROLS = (
     Control("rate_b", 0.1, accept=lambda v: 0.02 <= v <= 0.3),
     Control("digit", 5, tuple(range(10))),
     Control("keep", 10, accept=lambda v: 1 <= v <= 100),
-    Control("size", "quick", ("quick", "demo")),
+    Control("size", "quick", accept=lambda v: v in sections.PRESET_BASELINES or is_run_id(v)),  # or a run's id
     Control("base", "", accept=is_run_id),
     Control("rare", "", accept=is_run_id),
 )

@@ -208,33 +208,62 @@ def loop_tab() -> None:
 
 
 # ----- your own model -------------------------------------------------------------------------------------
-def experiment_specs() -> tuple[mnist_lab.MnistSpec, mnist_lab.MnistSpec]:
-    """The baseline (every digit) and the run with the chosen digit under-represented, else equal."""
-    base = mnist_lab.preset_spec("basic_cnn", st.session_state.bias_size)
+PRESET_BASELINES = ("quick", "demo")
+MAX_BASELINE_RUNS = 20
+
+
+def baseline_runs() -> dict[str, dict]:
+    """This browser's finished MNIST runs trained on every digit, newest first: each can be the baseline."""
+    runs = mnist_lab.readable_runs(visible_runs(mnist_lab.KIND))
+    finished = [run for run in runs if run["state"] == "finished" and run["spec"]["scarce_digit"] == -1]
+    return {run["id"]: run for run in finished[:MAX_BASELINE_RUNS]}
+
+
+def baseline_label(choice: str, runs: dict[str, dict]) -> str:
+    if choice in PRESET_BASELINES:
+        return tr(f"bias.from.{choice}")
+    run = runs[choice]
+    return tr("bias.from_run", run=choice[:6], arch=tr(f"arch.{run['spec']['arch']}"), epochs=run["spec"]["epochs"],
+              accuracy=100 * (run.get("result") or {}).get("accuracy", 0))
+
+
+def experiment_specs(runs: dict[str, dict]) -> tuple[mnist_lab.MnistSpec, mnist_lab.MnistSpec]:
+    """The baseline (every digit: a new one of a preset, or a finished run's) and the same run with the
+    chosen digit under-represented."""
+    choice = st.session_state.bias_size
+    base = mnist_lab.spec_from_dict(runs[choice]["spec"]) if choice in runs else \
+        mnist_lab.preset_spec("basic_cnn", choice)
     scarce = mnist_lab.validate(mnist_lab.MnistSpec(**{**base.to_dict(), "scarce_digit": st.session_state.bias_digit,
                                                        "scarce_keep": st.session_state.bias_keep / 100}))
     return base, scarce
 
 
-def start_experiment(base: dict, scarce: dict, estimate: float | None) -> None:
-    """Queue both runs, reusing a finished baseline of the same settings (it does not depend on the digit)."""
-    base_id = st.session_state.get("bias_base_run_id")
-    status = job_manager().status(base_id) if base_id else None
-    if not (status and status["state"] == "finished" and mnist_lab.spec_from_dict(status["spec"]).to_dict() == base):
-        if not submit("bias_base_run_id", mnist_lab.KIND, base, estimate):
-            return
+def start_experiment(base: dict, scarce: dict, estimate: float | None, baseline_run: str | None) -> None:
+    """Queue the scarce run, and the baseline unless ``baseline_run`` (a finished run of the same spec:
+    the one chosen, or the last baseline here) can be reused: it does not depend on the digit."""
+    status = job_manager().status(baseline_run) if baseline_run else None
+    if status and status["state"] == "finished" and mnist_lab.spec_from_dict(status["spec"]).to_dict() == base:
+        st.session_state.bias_base_run_id = baseline_run
+    elif not submit("bias_base_run_id", mnist_lab.KIND, base, estimate):
+        return
     submit("bias_rare_run_id", mnist_lab.KIND, scarce, estimate)
 
 
 def model_tab() -> None:
     manager = job_manager()
     st.markdown(tr("bias.model_intro"))
-    one, two, three = st.columns(3)
+    runs = baseline_runs()
+    choices = [*PRESET_BASELINES, *runs]
+    if st.session_state.bias_size not in choices:  # a link's run this browser may not list, or no longer has
+        st.session_state.bias_size = PRESET_BASELINES[0]
+    one, two, three = st.columns([1, 1, 1.3])
     one.selectbox(tr("bias.digit"), tuple(range(10)), key="bias_digit")
     two.slider(tr("bias.keep"), 1, 100, key="bias_keep", format="%d%%", help=tr("bias.keep_help"))
-    three.radio(tr("mnist.preset"), ("quick", "demo"), key="bias_size", horizontal=True,
-                format_func=lambda p: tr(f"preset.{p}"))
-    chosen = checked(experiment_specs)
+    three.selectbox(tr("bias.from"), choices, key="bias_size", format_func=lambda c: baseline_label(c, runs),
+                    help=tr("bias.from_help"))
+    chosen_run = st.session_state.bias_size if st.session_state.bias_size in runs else None
+    reuse = chosen_run or st.session_state.get("bias_base_run_id")
+    chosen = checked(lambda: experiment_specs(runs))
     run_ids = [st.session_state.get(key) for key in ("bias_base_run_id", "bias_rare_run_id")]
     active = [rid for rid in run_ids if rid and run_view(rid).active]
     mine = [rid for rid in active if rid in manager.active_runs(session_id())]
@@ -249,7 +278,7 @@ def model_tab() -> None:
     left, right = st.columns(2)
     left.button(tr("bias.train_both"), type="primary", disabled=chosen is None or bool(mine), width="stretch",
                 on_click=start_experiment, key="bias_train",
-                args=(chosen[0].to_dict(), chosen[1].to_dict(), estimate) if chosen else ({}, {}, None))
+                args=(chosen[0].to_dict(), chosen[1].to_dict(), estimate, reuse) if chosen else ({}, {}, None, None))
     for key in ("bias_base_run_id", "bias_rare_run_id"):
         show_refusal(key)
     if right.button(tr("mnist.cancel"), disabled=not mine, width="stretch", key="bias_cancel"):

@@ -1,6 +1,7 @@
 """The bias lab, run by AppTest: the COMPAS headline and pivot, Gender Shades, the two simulations, the link,
 and the MNIST experiment with one digit made scarce (two real runs at a tiny size)."""
 from tests.app.test_pages import click, open_page, texts
+from ui.common import job_manager
 from tests.app.test_schedule_page import wait_for
 
 PAGE = "pages/bias_lab.py"
@@ -83,3 +84,19 @@ def test_the_scarce_digit_experiment_trains_two_models_and_compares_them():
     assert app.query_params["rare"] == app.session_state["bias_rare_run_id"]
     rerun = open_page(PAGE, base=app.session_state["bias_base_run_id"], rare=app.session_state["bias_rare_run_id"])
     assert "Error on digit 3" in metric_values(rerun)  # a link to the experiment shows it
+
+
+def test_a_finished_mnist_run_can_be_the_baseline():
+    mnist = open_page("pages/mnist_lab.py", preset="quick", n_train="1000", epochs="1")
+    click(mnist, "▶ Train")
+    run_id = mnist.session_state["mnist_run_id"]
+    wait_for(mnist, lambda a: any("Finished" in s for s in texts(a.success)), seconds=120)
+    app = open_page(PAGE, tab="model", digit="7", keep="1")
+    choices = app.selectbox(key="bias_size").options
+    assert any(run_id[:6] in choice for choice in choices)
+    app.selectbox(key="bias_size").set_value(run_id).run()
+    click(app, "▶ Train both models")
+    assert app.session_state["bias_base_run_id"] == run_id  # the chosen run is the baseline: not trained again
+    wait_for(app, lambda a: "Error on digit 7" in metric_values(a), seconds=120)
+    rare = job_manager().status(app.session_state["bias_rare_run_id"])["spec"]
+    assert (rare["n_train"], rare["epochs"], rare["scarce_digit"], rare["scarce_keep"]) == (1000, 1, 7, 0.01)

@@ -264,6 +264,7 @@ def dynamic_families() -> dict[str, tuple[str, ...]]:
         "bias.headline_": ("fpr", "fnr"),
         "bias.model.": ("baseline", "scarce"),
         "bias.col.": ("images", "correct", "error_pct"),  # the per-class table's columns
+        "bias.from.": bias_sections.PRESET_BASELINES,
     }
 
 
