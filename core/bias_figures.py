@@ -104,10 +104,22 @@ def gender_shades_figure(long: pd.DataFrame, labels: dict[str, str]) -> go.Figur
     return _layout(figure, 430)
 
 
+REPLAY_FRAMES = 40
+
+
 def amplification_figure(history: pd.DataFrame, lesson_share: float, labels: dict[str, str]) -> go.Figure:
     """Against the training step: the share of held-out cooking pictures the classifier calls "woman", the
-    true share in those pictures, and the lesson's 84% for reference."""
+    true share in those pictures, and the lesson's 84% for reference. A "replay" button (``labels["replay"]``)
+    redraws the first line step by step, as it was during training."""
     figure = go.Figure()
+    ends = sorted({max(1, round(len(history) * (i + 1) / REPLAY_FRAMES)) for i in range(REPLAY_FRAMES)})
+    figure.frames = [go.Frame(data=[go.Scatter(x=history["step"][:end], y=100 * history["predicted_share"][:end])],
+                              traces=[0], name=str(end)) for end in ends]
+    figure.update_layout(updatemenus=[dict(
+        type="buttons", showactive=False, x=0, y=1.12, xanchor="left", yanchor="bottom",
+        buttons=[dict(label=labels["replay"], method="animate",
+                      args=[None, dict(frame=dict(duration=60, redraw=False), transition=dict(duration=0),
+                                       fromcurrent=False, mode="immediate")])])])
     figure.add_trace(go.Scatter(x=history["step"], y=100 * history["predicted_share"], name=labels["predicted_share"],
                                 line=dict(color=PALETTE[1], width=3)))
     figure.add_trace(go.Scatter(x=history["step"], y=100 * history["true_share"], name=labels["true_share"],

@@ -25,7 +25,7 @@ FIGURE_WORDS = (
     "fnr_title", "rate_hover", "published", "rate_axis", "calibration_title", "calibration_hover", "threshold_axis",
     "decile_axis", "subgroup_axis", "error_axis", "shades_title", "predicted_share", "true_share", "lesson_share",
     "step_axis", "share_axis", "shares_title", "records_title", "patrol_share_a", "record_share_a", "truth",
-    "district_a", "district_b", "day_axis", "incidents_axis", "class_hover", "digit_axis",
+    "district_a", "district_b", "day_axis", "incidents_axis", "class_hover", "digit_axis", "replay",
     *(f"sub_{name}" for name in fairness.GENDER_SHADES.columns[1:]),
 )
 run_view = functools.partial(cached_run_view, "bias")

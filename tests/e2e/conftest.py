@@ -163,3 +163,4 @@ def page(chromium, request, artifacts):
             page.screenshot(path=str(artifacts / f"failed-{request.node.name}.png"))
     finally:
         context.close()
+

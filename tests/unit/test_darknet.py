@@ -56,7 +56,7 @@ def test_each_residual_layer_starts_as_the_identity():
     assert not torch.allclose(ResLayer(8, zero_init=False)(x), x)
 
 
-def first_losses(model: nn.Module, steps: int = 3, batch: int = 64) -> list[float]:
+def first_losses(model: nn.Module, steps: int = 3, batch: int = 32) -> list[float]:
     """The lesson's optimizer at the lecture schedule's first learning rate (1.3 / 20)."""
     pictures = cifar_tensors(True)
     optimizer = torch.optim.SGD(model.parameters(), lr=1.3 / 20, momentum=0.95, weight_decay=1e-4)
