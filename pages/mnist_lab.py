@@ -65,7 +65,10 @@ run_view = functools.partial(cached_run_view, "mnist")
 
 def run_label(run: dict) -> str:
     spec = run["spec"] or {}
-    return f"{run['id'][:6]} · {tr('arch.' + spec.get('arch', 'basic_cnn'))} · lr {spec.get('max_lr', 0):g}"
+    label = f"{run['id'][:6]} · {tr('arch.' + spec.get('arch', 'basic_cnn'))} · lr {spec.get('max_lr', 0):g}"
+    if spec.get("scarce_digit", -1) >= 0:  # trained by the bias lab with one digit made scarce
+        label += " · " + tr("bias.model.scarce_short", digit=spec["scarce_digit"], keep=100 * spec["scarce_keep"])
+    return label
 
 
 load_settings()
