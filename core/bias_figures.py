@@ -60,7 +60,9 @@ def error_rates_figure(rates: pd.DataFrame, labels: dict[str, str], published: d
                                         marker=dict(symbol="diamond", size=12, color=PUBLISHED_COLOUR),
                                         name=labels["published"], showlegend=col == 1), row=1, col=col)
         figure.update_yaxes(title_text=labels["rate_axis"], range=[0, 100], ticksuffix="%", row=1, col=col)
-    return _layout(figure, 430)
+    _layout(figure, 430)
+    figure.update_layout(margin=dict(l=40))  # room for a first group's name, slanted below the axis
+    return figure
 
 
 def tradeoff_figure(sweep: pd.DataFrame, calibration: pd.DataFrame, threshold: int,
@@ -86,7 +88,8 @@ def tradeoff_figure(sweep: pd.DataFrame, calibration: pd.DataFrame, threshold: i
     for col in (1, 2, 3):
         figure.update_xaxes(title_text=labels["threshold_axis"] if col < 3 else labels["decile_axis"], dtick=1,
                             row=1, col=col)
-        figure.update_yaxes(range=[0, 100], ticksuffix="%", row=1, col=col)
+        figure.update_yaxes(title_text=labels["rate_axis"] if col < 3 else labels["reoffended_axis"], range=[0, 100],
+                            ticksuffix="%", row=1, col=col)
     return _layout(figure, 400)
 
 
@@ -142,11 +145,12 @@ def feedback_figure(days: pd.DataFrame, rate_a: float, rate_b: float, labels: di
                                 line=dict(color=PALETTE[1])), row=1, col=1)
     figure.add_hline(y=100 * rate_a / (rate_a + rate_b), line_dash="dot", line_color="#444444",
                      annotation_text=labels["truth"], annotation_position="bottom right", row=1, col=1)
-    for column, name, colour in (("recorded_a", "district_a", PALETTE[0]), ("recorded_b", "district_b", PALETTE[2])):
+    # other colours than the left panel's: there blue is A's share of the patrols, here a district's records
+    for column, name, colour in (("recorded_a", "district_a", PALETTE[3]), ("recorded_b", "district_b", PALETTE[2])):
         figure.add_trace(go.Scatter(x=days["day"], y=days[column], name=labels[name], line=dict(color=colour)),
                          row=1, col=2)
     figure.update_xaxes(title_text=labels["day_axis"])
-    figure.update_yaxes(range=[0, 100], ticksuffix="%", row=1, col=1)
+    figure.update_yaxes(title_text=labels["share_of_a_axis"], range=[0, 100], ticksuffix="%", row=1, col=1)
     figure.update_yaxes(title_text=labels["incidents_axis"], rangemode="tozero", row=1, col=2)
     return _layout(figure, 400)
 

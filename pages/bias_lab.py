@@ -7,8 +7,8 @@ import streamlit as st
 from core import bias_sims, fairness
 from core.controls import Control
 from ui import bias_sections as sections
-from ui.common import (keep_widgets, lab_tabs, mirror_to_link, page_header, run_from_link, settings_from_link,
-                       share_link, tr)
+from ui.common import (job_manager, keep_widgets, lab_tabs, mirror_to_link, page_header, run_from_link,
+                       settings_from_link, share_link, tr)
 
 def is_run_id(value: str) -> bool:
     return re.fullmatch(r"[0-9a-f]{10}", value) is not None
@@ -43,9 +43,17 @@ def load_settings() -> None:
         st.session_state[f"bias_{name}"] = values[name]
     ignored = st.session_state.bias_ignored
     for name in ("base", "rare"):
-        st.session_state[f"bias_{name}_run_id"] = run_from_link(values[name], "mnist", ignored)
-    if values["rare"]:  # a link to an experiment: show it
+        run_id = run_from_link(values[name], "mnist", ignored)
+        status = job_manager().status(run_id) if run_id else None
+        if run_id and status is None:  # not a run this server knows
+            ignored.append(name)
+        st.session_state[f"bias_{name}_run_id"] = run_id if status else None
+    if status:  # a link to an experiment: show it, with the digit and share it was trained with
         st.session_state.bias_tab = "model"
+        spec = status["spec"] or {}
+        if spec.get("scarce_digit", -1) >= 0:
+            st.session_state.bias_digit = spec["scarce_digit"]
+            st.session_state.bias_keep = min(100, max(1, round(100 * spec["scarce_keep"])))
 
 
 load_settings()

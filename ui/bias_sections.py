@@ -20,12 +20,14 @@ from ui.common import (cached_run_view, checked, epoch_progress, job_manager, se
 TABS = ("compas", "shades", "amplify", "loop", "model")
 MAX_DAYS = 365
 BOOTSTRAP_RESAMPLES = 1000
+SMALL_GROUP = 50  # fewer people than this: a group's rates and their intervals say little
 FIGURE_WORDS = (
     "crosstab_title", "crosstab_hover", "rows_score_text", "rows_decile_score", "reoffended_pct", "fpr_title",
     "fnr_title", "rate_hover", "published", "rate_axis", "calibration_title", "calibration_hover", "threshold_axis",
     "decile_axis", "subgroup_axis", "error_axis", "shades_title", "predicted_share", "true_share", "lesson_share",
     "step_axis", "share_axis", "shares_title", "records_title", "patrol_share_a", "record_share_a", "truth",
     "district_a", "district_b", "day_axis", "incidents_axis", "class_hover", "digit_axis", "replay",
+    "reoffended_axis", "share_of_a_axis",
     *(f"sub_{name}" for name in fairness.GENDER_SHADES.columns[1:]),
 )
 run_view = functools.partial(cached_run_view, "bias")
@@ -36,7 +38,7 @@ def words() -> dict[str, str]:
 
 
 def csv_button(table: pd.DataFrame, name: str, key: str) -> None:
-    st.download_button(tr("bias.csv"), table.to_csv(index=False).encode(), file_name=f"{name}.csv",
+    st.download_button(tr("bias.csv"), table.to_csv(index=False, float_format="%.6g").encode(), file_name=f"{name}.csv",
                        mime="text/csv", icon="⬇️", key=key, on_click="ignore")
 
 
@@ -110,6 +112,9 @@ def rates_panel(people: pd.DataFrame) -> None:
     published = fairness.PUBLISHED if by == "race" and threshold == fairness.HIGHER_RISK_DECILE else None
     st.plotly_chart(figures.error_rates_figure(rates, words(), published), width="stretch", key="bias_rates_chart")
     st.caption(tr("bias.rates_caption", resamples=BOOTSTRAP_RESAMPLES))
+    small = rates.loc[rates["people"] < SMALL_GROUP, "group"].tolist()
+    if small:
+        st.warning(tr("bias.small_groups", groups=", ".join(small), people=SMALL_GROUP), icon="🔍")
     intervals = {f"{rate}_ci": [f"{low:.1%} – {high:.1%}"
                                 for low, high in zip(rates[f"{rate}_low"], rates[f"{rate}_high"])]
                  for rate in ("fpr", "fnr")}
@@ -330,7 +335,8 @@ def results_panel(base: dict, scarce: dict, spec: dict) -> None:
                f"{100 * (scarce['accuracy'] - base['accuracy']):+.1f} pt")
     three.metric(tr("bias.overall_base"), f"{100 * base['accuracy']:.1f}%")
     st.plotly_chart(figures.per_class_figure(tables, digit, words()), width="stretch", key="bias_class_chart")
-    st.caption(tr("bias.class_caption", digit=digit))
+    st.caption(tr("bias.class_caption", digit=digit, digit_rise=after - before,
+                  overall_drop=100 * (base["accuracy"] - scarce["accuracy"])))
     merged = pd.concat({name: table.set_index("digit") for name, table in tables.items()}, axis=1)
     merged.columns = [f"{name}: {tr(f'bias.col.{column}')}" for name, column in merged.columns]
     percent = {column: st.column_config.NumberColumn(format="%.1f%%")

@@ -25,7 +25,7 @@ def test_the_compas_tab_reproduces_the_lessons_headline():
     assert any("6,172 people" in caption for caption in texts(app.caption))
     metrics = metric_values(app)
     assert metrics["African-American"] == ["42.3%", "28.5%"]  # false-positive, then false-negative rate
-    assert metrics["White"] == ["22.0%", "49.6%"]
+    assert metrics["White (“Caucasian” in the data)"] == ["22.0%", "49.6%"]
     assert any("1.92× as often" in info for info in texts(app.info))
 
 
@@ -49,6 +49,19 @@ def test_a_link_opens_a_tab_with_its_settings_and_names_junk():
     assert "Day 120: district A gets 5" in " ".join(texts(app.info))  # the correction keeps ~50%
     click(app, "Reset")
     assert "Day 0: district A gets 50%" in " ".join(texts(app.info))
+
+
+def test_a_link_to_runs_this_server_does_not_know_names_them():
+    app = open_page(PAGE, tab="model", base="ffffffffff", rare="0123456789")
+    warnings = " ".join(texts(app.warning))
+    assert "base" in warnings and "rare" in warnings
+    assert "base" not in app.query_params and "rare" not in app.query_params
+    assert any("Press Train both models" in info for info in texts(app.info))
+
+
+def test_tiny_groups_are_flagged_as_too_few_to_judge():
+    app = open_page(PAGE)
+    assert any("Too few people to judge: Asian, Native American" in w for w in texts(app.warning))
 
 
 def test_the_hot_spot_rule_runs_away():
@@ -82,8 +95,10 @@ def test_the_scarce_digit_experiment_trains_two_models_and_compares_them():
     errors = table.set_index("True digit")
     assert errors.loc[3, "3 at 2%: error, %"] > errors.loc[3, "baseline: error, %"] + 10
     assert app.query_params["rare"] == app.session_state["bias_rare_run_id"]
-    rerun = open_page(PAGE, base=app.session_state["bias_base_run_id"], rare=app.session_state["bias_rare_run_id"])
-    assert "Error on digit 3" in metric_values(rerun)  # a link to the experiment shows it
+    rerun = open_page(PAGE, base=app.session_state["bias_base_run_id"], rare=app.session_state["bias_rare_run_id"],
+                      digit="0", keep="50")
+    assert "Error on digit 3" in metric_values(rerun)  # a link to the experiment shows it ...
+    assert rerun.selectbox(key="bias_digit").value == 3 and rerun.slider(key="bias_keep").value == 2  # ... as trained
 
 
 def test_a_finished_mnist_run_can_be_the_baseline():
