@@ -115,12 +115,16 @@ def headline(people: pd.DataFrame, threshold: int = HIGHER_RISK_DECILE) -> dict:
             "fpr_ratio": rates.at[BLACK, "fpr"] / rates.at[WHITE, "fpr"], "published": PUBLISHED}
 
 
+def _of_groups(people: pd.DataFrame, by: str, groups: tuple[str, ...] | None) -> pd.DataFrame:
+    """The people of these groups of the grouping ``by`` (everyone when no groups are given)."""
+    check_choice(by, GROUPINGS, "a grouping")
+    return people[people[by].astype(str).isin(groups)] if groups else people
+
+
 def threshold_sweep(people: pd.DataFrame, by: str = "race", groups: tuple[str, ...] | None = None) -> pd.DataFrame:
     """For each decile threshold 1..10: every group's false-positive and false-negative rates and
     precision (long format: threshold, group, fpr, fnr, precision, people)."""
-    check_choice(by, GROUPINGS, "a grouping")
-    if groups:
-        people = people[people[by].astype(str).isin(groups)]
+    people = _of_groups(people, by, groups)
     thresholds = np.arange(1, 11)[:, None]
     rows = []
     for group, members in people.groupby(people[by].astype(str)):
@@ -133,9 +137,7 @@ def threshold_sweep(people: pd.DataFrame, by: str = "race", groups: tuple[str, .
 def calibration(people: pd.DataFrame, by: str = "race", groups: tuple[str, ...] | None = None) -> pd.DataFrame:
     """For each decile score and group: how many people and the share of them who reoffended. Similar
     shares across groups at a score is what "the score is calibrated" means."""
-    check_choice(by, GROUPINGS, "a grouping")
-    if groups:
-        people = people[people[by].astype(str).isin(groups)]
+    people = _of_groups(people, by, groups)
     grouped = people.groupby([people[by].astype(str), "decile_score"], observed=True)["reoffended"]
     return grouped.agg(people="size", reoffended_share="mean").rename_axis(index=["group", "decile"]).reset_index()
 

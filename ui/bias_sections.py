@@ -48,6 +48,11 @@ def error_rates(by: str, threshold: int) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False)
+def headline() -> dict:
+    return fairness.headline(load_compas())
+
+
+@st.cache_data(show_spinner=False)
 def amplification(share: float, cue: float) -> pd.DataFrame:
     return sims.amplification(sims.Amplification(share=share, cue=cue))
 
@@ -56,7 +61,7 @@ def amplification(share: float, cue: float) -> pd.DataFrame:
 def compas_tab() -> None:
     people = load_compas()
     st.caption(tr("bias.compas_source", people=len(people)))
-    headline_panel(people)
+    headline_panel()
     st.divider()
     crosstab_panel(people)
     st.divider()
@@ -67,8 +72,8 @@ def compas_tab() -> None:
         st.code(bias_snippet(st.session_state.bias_by, st.session_state.bias_threshold), language="python")
 
 
-def headline_panel(people: pd.DataFrame) -> None:
-    facts = fairness.headline(people)
+def headline_panel() -> None:
+    facts = headline()
     st.subheader(tr("bias.headline"))
     columns = st.columns(2)
     for column, rate in zip(columns, ("fpr", "fnr")):
@@ -217,9 +222,9 @@ PRESET_BASELINES = ("quick", "demo")
 MAX_BASELINE_RUNS = 20
 
 
-def baseline_runs() -> dict[str, dict]:
-    """This browser's finished MNIST runs trained on every digit, newest first: each can be the baseline."""
-    runs = mnist_lab.readable_runs(visible_runs(mnist_lab.KIND))
+def baseline_runs(runs: list[dict]) -> dict[str, dict]:
+    """Of this browser's MNIST runs (newest first), the finished ones trained on every digit: each can be
+    the baseline."""
     finished = [run for run in runs if run["state"] == "finished" and run["spec"]["scarce_digit"] == -1]
     return {run["id"]: run for run in finished[:MAX_BASELINE_RUNS]}
 
@@ -257,7 +262,8 @@ def start_experiment(base: dict, scarce: dict, estimate: float | None, baseline_
 def model_tab() -> None:
     manager = job_manager()
     st.markdown(tr("bias.model_intro"))
-    runs = baseline_runs()
+    all_runs = mnist_lab.readable_runs(visible_runs(mnist_lab.KIND))
+    runs = baseline_runs(all_runs)
     choices = [*PRESET_BASELINES, *runs]
     if st.session_state.bias_size not in choices:  # a link's run this browser may not list, or no longer has
         st.session_state.bias_size = PRESET_BASELINES[0]
@@ -275,8 +281,7 @@ def model_tab() -> None:
     estimate = None
     if chosen:
         device = manager.info.get("device", "")
-        timings = mnist_lab.step_seconds(manager.info.get("mnist_seconds_per_step", {}),
-                                         mnist_lab.readable_runs(visible_runs(mnist_lab.KIND)), device)
+        timings = mnist_lab.step_seconds(manager.info.get("mnist_seconds_per_step", {}), all_runs, device)
         estimate = mnist_lab.estimate_seconds(chosen[1], timings)
         st.caption(tr("device.measuring") if estimate is None else
                    tr("bias.estimate", seconds=max(2 * estimate, 1), device=device))
