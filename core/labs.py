@@ -19,7 +19,7 @@ LABS = (
     Lab("mnist", 1, 7, "pages/mnist_lab.py", "🔢", "mnist", ("mnist",)),
     Lab("schedules", 2, 13, "pages/schedule_lab.py", "📈", "sched", ("schedule",)),
     Lab("convolutions", 2, 12, "pages/conv_lab.py", "🧮", "conv", ("checkerboard",)),
-    Lab("style", 2, 13, None, "🎨"),
+    Lab("style", 2, 13, "pages/style_lab.py", "🎨", "sty", ("style",)),
     Lab("gans", 2, 12, "pages/gan_lab.py", "🌀", "gan", ("gan", "cyclegan")),
     Lab("restoration", 1, 7, None, "🪄"),
     Lab("rnn", 1, 7, "pages/rnn_lab.py", "🔁", "rnn", ("rnn",)),
@@ -43,6 +43,7 @@ SIZERS = {
     "checkerboard": "core.checkerboard_lab:size_of_values",
     "gan": "core.gan.dcgan:size_of_values",
     "cyclegan": "core.gan.cyclegan:size_of_values",
+    "style": "core.vision.style:size_of_values",
 }
 
 # Spec kind -> "module:function" that a worker process imports to train it.
@@ -55,4 +56,5 @@ RUNNERS = {
     "checkerboard": "core.checkerboard_lab:run_checkerboard",
     "gan": "core.gan.dcgan:run_gan",
     "cyclegan": "core.gan.cyclegan:run_cyclegan",
+    "style": "core.vision.style:run_style",
 }

