@@ -32,7 +32,7 @@ def losses_figure(frame: pd.DataFrame, labels: dict[str, str]) -> go.Figure:
     figure.update_yaxes(type="log", dtick=1, title_text=labels["loss_axis"])
     figure.update_xaxes(title_text=labels["evaluation"])
     figure.update_layout(height=380, margin={"l": 10, "r": 10, "t": 10, "b": 10},
-                         legend={"orientation": "h", "yanchor": "bottom", "y": -0.4, "x": 0})
+                         legend={"orientation": "v", "yanchor": "top", "y": 1, "x": 1.02})
     return figure
 
 
