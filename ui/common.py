@@ -398,3 +398,17 @@ def show_run_state(view: RunView, progress_text: Callable[[dict], str],
 def when(timestamp: float | None) -> str:
     """A run's time as the run tables show it (UTC, to the minute)."""
     return pd.to_datetime(timestamp or 0, unit="s").strftime("%Y-%m-%d %H:%M")
+
+
+def scrubbed_picture(view: RunView, key: str, label: str, step_label: Callable[[int], str],
+                     help: str) -> tuple[bytes, int] | None:
+    """The latest picture a run sent while it goes on; afterwards, the one a scrubber (``label``, each position
+    named by ``step_label(step)``) picks among those saved. Returns (png, step), or None before the first."""
+    if not view.samples:
+        return None
+    if view.active or len(view.samples) == 1:
+        return view.samples[-1][1], view.samples[-1][0]
+    steps = [step for step, _ in view.samples]
+    chosen = st.select_slider(label, options=list(range(len(steps))), value=len(steps) - 1,
+                              format_func=lambda i: step_label(steps[i]), key=key, help=help)
+    return view.samples[chosen][1], steps[chosen]

@@ -12,8 +12,8 @@ from core.i18n import t_message
 from core.gan.fade import fitted_paths
 from core.models.progressive import fade_in
 from core.snippets import cyclegan_step_snippet, gan_step_snippet
-from ui.common import (cached_run_view, checked, job_manager, language, show_run_state, show_user_error, tr,
-                       train_and_cancel, visible_runs)
+from ui.common import (cached_run_view, checked, job_manager, language, scrubbed_picture, show_run_state,
+                       show_user_error, tr, train_and_cancel, visible_runs)
 
 WIDTHS = (8, 16, 32, 64, 128)
 REFRESH_SECONDS = 1.0
@@ -43,16 +43,8 @@ def kind_of(run_id: str | None) -> str | None:
 
 
 def scrubbed_grid(view, key: str) -> tuple[bytes, int] | None:
-    """The latest grid while a run goes on; afterwards, the one the scrubber picks among those saved."""
-    if not view.samples:
-        return None
-    if view.active or len(view.samples) == 1:
-        return view.samples[-1][1], view.samples[-1][0]
-    steps = [step for step, _ in view.samples]
-    chosen = st.select_slider(tr("gan.scrubber"), options=list(range(len(steps))), value=len(steps) - 1,
-                              format_func=lambda i: tr("gan.at_step", step=steps[i]), key=key,
-                              help=tr("gan.scrubber_help"))
-    return view.samples[chosen][1], steps[chosen]
+    return scrubbed_picture(view, key, tr("gan.scrubber"), lambda step: tr("gan.at_step", step=step),
+                            tr("gan.scrubber_help"))
 
 
 # ----- 1. DCGAN / WGAN ------------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ from core.vision import backbone as backbones
 from core.vision import style
 from core.vision.images import PAINTINGS, PHOTOS, SHIPPED, save_upload, square_tensor, tensor_png
 from core.vision.style_figures import LOSS_LABEL_KEYS, feature_maps_png, gram_heatmap, losses_figure, per_layer_bars
-from ui.common import (cached_run_view, checked, job_manager, show_run_state, show_user_error, tr, train_and_cancel,
-                       visible_runs)
+from ui.common import (cached_run_view, checked, job_manager, scrubbed_picture, show_run_state, show_user_error, tr,
+                       train_and_cancel, visible_runs)
 
 TABS = ("gram", "shuffle", "layers", "transfer")
 EXPLORE_SIZE = 224  # the explorer's pictures: the size the networks were trained at
@@ -362,13 +362,5 @@ def live_panel(prefix: str, watching: bool) -> None:
 
 
 def scrubbed_frame(view, key: str) -> tuple[bytes, int] | None:
-    """The latest frame while a run goes on; afterwards, the one the scrubber picks among those saved."""
-    if not view.samples:
-        return None
-    if view.active or len(view.samples) == 1:
-        return view.samples[-1][1], view.samples[-1][0]
-    steps = [step for step, _ in view.samples]
-    chosen = st.select_slider(tr("style.scrubber"), options=list(range(len(steps))), value=len(steps) - 1,
-                              format_func=lambda i: tr("style.at_evaluation", step=steps[i]), key=key,
-                              help=tr("style.scrubber_help"))
-    return view.samples[chosen][1], steps[chosen]
+    return scrubbed_picture(view, key, tr("style.scrubber"), lambda step: tr("style.at_evaluation", step=step),
+                            tr("style.scrubber_help"))

@@ -255,3 +255,16 @@ def test_the_shipped_pictures_are_there_with_two_paintings_and_four_photos():
         assert images.load_picture(key).mode == "RGB"
     readme = (images.IMAGES.parent / "README.md").read_text()
     assert all(item.file in readme for item in images.SHIPPED.values())
+
+
+@pytest.mark.parametrize("optimizer", style.OPTIMIZERS)
+def test_the_code_panel_runs_as_plain_pytorch(optimizer):
+    from core.snippets import style_snippet
+    source = style_snippet("mobilenet_v2", 1e6, 1e10, (1, 1, 1, 1, 1), optimizer, 0.03, 32, 2)
+    offline = source.replace("weights='IMAGENET1K_V1'", "weights=None")  # the weights download, when online
+    offline = offline.replace("# content, style = your two pictures",
+                              "content, style = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)  #")
+    namespace = {}
+    exec(compile(offline, "snippet", "exec"), namespace)
+    assert namespace["closure"]().item() > 0
+    assert "def gram(x)" in source and "register_forward_hook" in source and "hook.remove()" in source
