@@ -68,16 +68,19 @@ def layer_names(name: str) -> list[str]:
     return [tr("style.layer_name", layer=i + 1) for i in range(style.LAYERS)]
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def preview(key: str) -> bytes:
+    """The picture as the network sees it: its centre square at EXPLORE_SIZE px."""
+    return tensor_png(square_tensor(key, EXPLORE_SIZE))
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
-def explore(backbone: str, key: str) -> dict:
+def explore(backbone: str, key: str) -> list[dict]:
     """What the explorer draws of a picture: per block end, its shape, the first feature maps and the Gram matrix."""
-    net = backbones.load(backbone)
-    picture = square_tensor(key, EXPLORE_SIZE)
     with torch.no_grad():
-        found = style.activations(net, picture)
-    return {"png": tensor_png(picture), "layers": [
-        {"shape": tuple(f.shape[1:]), "maps": feature_maps_png(f[0], FEATURE_MAPS),
-         "gram": style.gram_matrix(f)[0].numpy()} for f in found]}
+        found = style.activations(backbones.load(backbone), square_tensor(key, EXPLORE_SIZE))
+    return [{"shape": tuple(f.shape[1:]), "maps": feature_maps_png(f[0], FEATURE_MAPS),
+             "gram": style.gram_matrix(f)[0].numpy()} for f in found]
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -133,14 +136,13 @@ def gram_tab(backbone: str) -> None:
         layer = st.select_slider(tr("style.layer"), list(range(1, style.LAYERS + 1)), key="sty_layer",
                                  format_func=lambda i: tr("style.layer_name", layer=i), help=tr("style.layer_help"))
     try:
-        seen = explore(backbone, key)
+        found = explore(backbone, key)[layer - 1]
     except UserError as error:
         show_user_error(error)
         return
-    found = seen["layers"][layer - 1]
     channels, height, width = found["shape"]
     with picture:
-        st.image(seen["png"], width=200, caption=tr("style.explore_caption", size=EXPLORE_SIZE))
+        st.image(preview(key), width=200, caption=tr("style.explore_caption", size=EXPLORE_SIZE))
     st.markdown(f"**{tr('style.maps_title', count=FEATURE_MAPS, channels=channels, height=height, width=width)}**")
     st.image(found["maps"], width="stretch")
     elements = f"{channels * height * width:,}".replace(",", "{,}")  # a thousands comma, not a LaTeX separator
@@ -186,7 +188,7 @@ def shuffle_tab(backbone: str) -> None:
     pieces = st.slider(tr("style.pieces"), 1, 16, key="sty_pieces", help=tr("style.pieces_help"))
     try:
         png, grams, contents = shuffled(backbone, key, pieces)
-        original = explore(backbone, key)["png"]
+        original = preview(key)
     except UserError as error:
         show_user_error(error)
         return
@@ -279,7 +281,7 @@ def layers_tab(backbone: str) -> None:
     with pictures:
         key = "sty_content" if mode == "content" else "sty_style"
         picture_picker(tr("style.content" if mode == "content" else "style.style"), key, mode)
-        st.image(explore(backbone, st.session_state[key])["png"], width=200)
+        st.image(preview(st.session_state[key]), width=200)
         st.caption(tr(f"style.rebuild_caption.{mode}"))
     st.divider()
     live_panel("rec", watching)
@@ -292,10 +294,10 @@ def transfer_tab(backbone: str) -> None:
         left, right = st.columns(2)
         with left:
             picture_picker(tr("style.content"), "sty_content", "content")
-            st.image(explore(backbone, st.session_state.sty_content)["png"], width="stretch")
+            st.image(preview(st.session_state.sty_content), width="stretch")
         with right:
             picture_picker(tr("style.style"), "sty_style", "style")
-            st.image(explore(backbone, st.session_state.sty_style)["png"], width="stretch")
+            st.image(preview(st.session_state.sty_style), width="stretch")
     with settings:
         left, right = st.columns(2)
         left.select_slider(tr("style.content_weight"), CONTENT_EXPONENTS, key="sty_cw",

@@ -33,6 +33,7 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1400, "height": 2000}
 SERVER_START_TIMEOUT = 60.0
 DEFAULT_TIMEOUT_MS = 60_000  # 2 busy cores: a page that draws plotly figures can be slow
+HOME_TITLE = json.loads((REPO_ROOT / "core" / "locales" / "en.json").read_text(encoding="utf-8"))["home.title"]
 
 
 @dataclass(frozen=True)
@@ -118,10 +119,38 @@ def running_server(db_path: Path, log_path: Path, script: str = "Home.py", **env
         _stop(process)
 
 
+def visit_home(chromium, url: str) -> None:
+    """Open Home once in a throwaway browser context and wait until it has drawn. Its run of Home.py teaches the
+    server its pages (a cold server's first visit straight to a lab's address shows "Page not found") and starts
+    the job manager's worker, which warms up (times every lab's models) while the tests go on."""
+    from playwright.sync_api import expect
+
+    context = chromium.new_context(viewport=VIEWPORT, locale="en-US")
+    try:
+        page = context.new_page()
+        page.goto(url)
+        expect(page.locator("h1").filter(has_text=HOME_TITLE)).to_be_visible(timeout=DEFAULT_TIMEOUT_MS)
+    finally:
+        context.close()
+
+
+CLASS_PASSWORD = "e2e-instructor-secret"
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory, artifacts) -> Server:
-    """One person's playground: no instructor password."""
+def server(tmp_path_factory, artifacts, chromium) -> Server:
+    """One person's playground: no instructor password. Home has been visited once (its worker is warming up)."""
     with running_server(tmp_path_factory.mktemp("e2e-store") / "runs.sqlite", artifacts / "streamlit.log") as started:
+        visit_home(chromium, started.url)
+        yield started
+
+
+@pytest.fixture(scope="module")
+def class_server(tmp_path_factory, artifacts, chromium) -> Server:
+    """A class's server (test_classroom_browser.py): instructor mode on (CLASS_PASSWORD). Home visited once."""
+    with running_server(tmp_path_factory.mktemp("class-store") / "runs.sqlite", artifacts / "streamlit-class.log",
+                        PLAYGROUND_INSTRUCTOR_PASSWORD=CLASS_PASSWORD) as started:
+        visit_home(chromium, started.url)
         yield started
 
 

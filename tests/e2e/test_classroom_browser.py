@@ -8,21 +8,14 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import DEFAULT_TIMEOUT_MS, REPO_ROOT, VIEWPORT, running_server
+from .conftest import CLASS_PASSWORD, DEFAULT_TIMEOUT_MS, REPO_ROOT, VIEWPORT
 
 pytestmark = pytest.mark.e2e
 
 EN = json.loads((REPO_ROOT / "core" / "locales" / "en.json").read_text(encoding="utf-8"))
-PASSWORD = "e2e-instructor-secret"
+PASSWORD = CLASS_PASSWORD  # the class_server fixture (conftest.py) starts its server with it
 RUN_IN_LINK = re.compile(r"[?&]run=([0-9a-f]{10})")
 WARM_UP_TIMEOUT_MS = 180_000  # the worker times every lab's models before the first estimate
-
-
-@pytest.fixture(scope="module")
-def class_server(tmp_path_factory, artifacts):
-    with running_server(tmp_path_factory.mktemp("class-store") / "runs.sqlite", artifacts / "streamlit-class.log",
-                        PLAYGROUND_INSTRUCTOR_PASSWORD=PASSWORD) as started:
-        yield started
 
 
 @pytest.fixture
@@ -42,9 +35,8 @@ def browser_page(chromium):
 
 
 def start_long_run(page: Page, url: str) -> str:
-    """Open the MNIST lab with 20 epochs (minutes of training) and press Train; the run's id."""
-    page.goto(url)
-    expect(page.locator("h1").filter(has_text=EN["home.title"])).to_be_visible()
+    """Open the MNIST lab with 20 epochs (minutes of training) and press Train; the run's id.
+    Straight to the lab's address: the class_server fixture has visited Home already."""
     page.goto(f"{url}/mnist?epochs=20")
     expect(page.get_by_text("Estimated training time")).to_be_visible(timeout=WARM_UP_TIMEOUT_MS)
     page.get_by_role("button", name=EN["mnist.train"]).click()
@@ -73,8 +65,6 @@ def test_students_see_only_their_own_runs_and_the_instructor_cancels_one(class_s
     assert alices_run not in runs_offered_to_open(bob)
 
     teacher = browser_page()
-    teacher.goto(class_server.url)
-    expect(teacher.locator("h1").filter(has_text=EN["home.title"])).to_be_visible()
     teacher.goto(f"{class_server.url}/instructor")
     teacher.get_by_label(EN["teach.password"]).fill("not-it")
     teacher.get_by_role("button", name=EN["teach.unlock"]).click()

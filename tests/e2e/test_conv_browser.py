@@ -22,9 +22,8 @@ WINDOW_BOX = """() => {
 
 
 def open_lab(page: Page, server, query: str) -> None:
-    """Home first: a server's very first visit straight to a lab's address shows "Page not found"."""
-    page.goto(server.url)
-    expect(page.get_by_role("link", name=EN["lab.convolutions.title"]).first).to_be_visible(timeout=60_000)
+    """Straight to the lab's address: the server fixture has visited Home once (a cold server's very first
+    visit straight to a lab's address shows "Page not found")."""
     page.goto(f"{server.url}/convolutions?{query}")
 
 

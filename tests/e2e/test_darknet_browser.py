@@ -15,8 +15,7 @@ RUN_TIMEOUT_MS = 120_000
 
 
 def test_the_demo_preset_starts_and_shows_pictures_per_second(page: Page, server, artifacts):
-    page.goto(server.url)
-    page.get_by_role("link", name=EN["lab.darknet.title"]).first.click()
+    page.goto(f"{server.url}/darknet")  # Home's links to the labs: test_conv_browser.py, test_mnist_browser.py
     expect(page.locator("h1").filter(has_text=EN["dark.title"])).to_be_visible()
     expect(page.get_by_text("Estimated training time")).to_be_visible(timeout=RUN_TIMEOUT_MS)
     expect(page.get_by_text("209,442")).to_be_visible()  # the demo Darknet's parameters
