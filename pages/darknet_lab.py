@@ -12,7 +12,8 @@ from core.errors import UserError
 from core.models.inception import InceptionResNetB, inception_stem
 from core.summary import layer_table
 from core.viz import training_figure
-from ui.common import (cached_run_view, checked, epoch_progress, job_manager, mirror_to_link, page_header,
+from ui.common import (LIVE_REFRESH_SECONDS,
+                       cached_run_view, checked, epoch_progress, job_manager, mirror_to_link, page_header,
                        replay_speed, settings_from_link, share_link, show_run_state, tr, train_and_cancel,
                        training_figure_labels)
 
@@ -142,7 +143,7 @@ mirror_to_link(CONTROLS, {
 st.divider()
 
 
-@st.fragment(run_every=0.5 if watching else None)
+@st.fragment(run_every=LIVE_REFRESH_SECONDS if watching else None)
 def live_panel() -> None:
     run_id = st.session_state.get("dark_run_id")
     if not run_id:

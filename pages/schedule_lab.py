@@ -13,7 +13,8 @@ from core.schedules import OPTIMIZERS
 from core.snippets import schedule_snippet
 from core.viz import FINDER_LABEL_KEYS, SCHEDULE_LABEL_KEYS, lr_finder_figure, schedule_figure
 from core.run_view import MAX_REPLAY_SPEED
-from ui.common import (cached_run_view, job_manager, mirror_to_link, page_header, replay_from_link, replay_speed,
+from ui.common import (LIVE_REFRESH_SECONDS,
+                       cached_run_view, job_manager, mirror_to_link, page_header, replay_from_link, replay_speed,
                        run_from_link, share_link, show_refusal, show_run_state, show_user_error, submit, tr,
                        train_and_cancel, visible_runs)
 
@@ -226,7 +227,7 @@ with chart:
                                  placeholder=tr("mnist.compare_placeholder"))
 
 
-@st.fragment(run_every=0.5 if watching else None)
+@st.fragment(run_every=LIVE_REFRESH_SECONDS if watching else None)
 def live_chart(plan, overlays: list[str], log_lr: bool, compare_ids: list[str]) -> None:
     run_id = st.session_state.get("sched_run_id")
     runs = []
@@ -297,7 +298,7 @@ with finder_settings:
     show_refusal("sched_finder_id")
 
 
-@st.fragment(run_every=0.5 if finding else None)
+@st.fragment(run_every=LIVE_REFRESH_SECONDS if finding else None)
 def finder_panel() -> None:
     run_id = st.session_state.get("sched_finder_id")
     if not run_id:

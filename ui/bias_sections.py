@@ -14,7 +14,8 @@ from core import mnist_lab
 from core.data.compas import load_compas
 from core.snippets import bias_snippet
 from core.viz import confusion_figure
-from ui.common import (cached_run_view, checked, epoch_progress, job_manager, session_id, show_refusal, show_run_state,
+from ui.common import (LIVE_REFRESH_SECONDS,
+                       cached_run_view, checked, epoch_progress, job_manager, session_id, show_refusal, show_run_state,
                        submit, tr, visible_runs)
 
 TABS = ("compas", "shades", "amplify", "loop", "model")
@@ -299,7 +300,7 @@ def model_tab() -> None:
 
 
 def experiment_panel(watching: bool) -> None:
-    @st.fragment(run_every=1.0 if watching else None)
+    @st.fragment(run_every=LIVE_REFRESH_SECONDS if watching else None)
     def panel() -> None:
         base_id, rare_id = st.session_state.get("bias_base_run_id"), st.session_state.get("bias_rare_run_id")
         if not rare_id:

@@ -27,6 +27,9 @@ from core.run_view import ReplayView, RunView
 from core.runs import RunStore
 
 PASSWORD_VARIABLE = "PLAYGROUND_INSTRUCTOR_PASSWORD"
+# How often a live panel redraws while its run goes on. Each redraw rebuilds the page's charts in the server
+# process: with a class watching runs, twice a second would double the server's work for no visible gain.
+LIVE_REFRESH_SECONDS = 1.0
 
 
 # The server process only draws layer tables; training happens in the worker process,

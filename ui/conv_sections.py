@@ -21,7 +21,8 @@ from core.conv_grids import (SHEET_INPUT, SHEET_KERNEL, ConvSettings, check_draw
 from core.errors import UserError
 from core.models.upsampling_generator import UPSAMPLERS
 from core.snippets import conv_snippet, sheet_snippet, upsampler_snippet
-from ui.common import (cached_run_view, checked, job_manager, show_run_state, show_user_error, tr, train_and_cancel,
+from ui.common import (LIVE_REFRESH_SECONDS,
+                       cached_run_view, checked, job_manager, show_run_state, show_user_error, tr, train_and_cancel,
                        visible_runs)
 
 PLAY_SECONDS = 0.9
@@ -348,7 +349,7 @@ def step_progress(latest: dict) -> str:
 
 
 def live_panel(watching: bool, init_scores: dict[str, float]) -> None:
-    @st.fragment(run_every=0.5 if watching else None)
+    @st.fragment(run_every=LIVE_REFRESH_SECONDS if watching else None)
     def panel() -> None:
         run_id = st.session_state.get("conv_run_id")
         if not run_id:

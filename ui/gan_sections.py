@@ -12,11 +12,11 @@ from core.i18n import t_message
 from core.gan.fade import fitted_paths
 from core.models.progressive import fade_in
 from core.snippets import cyclegan_step_snippet, gan_step_snippet
-from ui.common import (cached_run_view, checked, job_manager, language, scrubbed_picture, show_run_state,
+from ui.common import (LIVE_REFRESH_SECONDS,
+                       cached_run_view, checked, job_manager, language, scrubbed_picture, show_run_state,
                        show_user_error, tr, train_and_cancel, visible_runs)
 
 WIDTHS = (8, 16, 32, 64, 128)
-REFRESH_SECONDS = 1.0
 INTERPOLATION_STEPS = 9
 
 
@@ -107,7 +107,7 @@ def step_progress(latest: dict) -> str:
 
 
 def dcgan_live(watching: bool) -> None:
-    @st.fragment(run_every=REFRESH_SECONDS if watching else None)
+    @st.fragment(run_every=LIVE_REFRESH_SECONDS if watching else None)
     def panel() -> None:
         run_id = st.session_state.get("gan_run_id")
         if not run_id:
@@ -242,7 +242,7 @@ def cycle_finished(result: dict) -> str:
 
 
 def cyclegan_live(watching: bool) -> None:
-    @st.fragment(run_every=REFRESH_SECONDS if watching else None)
+    @st.fragment(run_every=LIVE_REFRESH_SECONDS if watching else None)
     def panel() -> None:
         run_id = st.session_state.get("cyc_run_id")
         if not run_id:

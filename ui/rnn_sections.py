@@ -16,7 +16,7 @@ from core.rnn_figures import (accuracy_figure, batches_figure, hidden_figure, le
 from core.snippets import rnn_snippet
 from core.text.unrolling import trace
 from core.viz import training_figure
-from ui.common import (cached_run_view, checked, epoch_progress, job_manager, show_run_state, tr,
+from ui.common import (LIVE_REFRESH_SECONDS, cached_run_view, checked, epoch_progress, job_manager, show_run_state, tr,
                        train_and_cancel, training_figure_labels, visible_runs, when)
 
 VIEW_BS, MIN_VIEW_BS, MAX_VIEW_BS = 64, 2, 128  # the batches tab's own sliders start at the lesson's look
@@ -345,7 +345,7 @@ def finished_text(result: dict) -> str:
 
 
 def live_panel(watching: bool, compare: list[str], past: list[dict]) -> None:
-    @st.fragment(run_every=0.5 if watching else None)
+    @st.fragment(run_every=LIVE_REFRESH_SECONDS if watching else None)
     def panel() -> None:
         run_id = st.session_state.get("rnn_run_id")
         if not run_id:

@@ -11,14 +11,14 @@ from core.vision import backbone as backbones
 from core.vision import style
 from core.vision.images import PAINTINGS, PHOTOS, SHIPPED, save_upload, square_tensor, tensor_png
 from core.vision.style_figures import LOSS_LABEL_KEYS, feature_maps_png, gram_heatmap, losses_figure, per_layer_bars
-from ui.common import (cached_run_view, checked, job_manager, scrubbed_picture, show_run_state, show_user_error, tr,
+from ui.common import (LIVE_REFRESH_SECONDS,
+                       cached_run_view, checked, job_manager, scrubbed_picture, show_run_state, show_user_error, tr,
                        train_and_cancel, visible_runs)
 
 TABS = ("gram", "shuffle", "layers", "transfer")
 EXPLORE_SIZE = 224  # the explorer's pictures: the size the networks were trained at
 LESSON_SUBSET = 19  # the lesson shows a 19 × 19 corner of a Gram matrix
 FEATURE_MAPS = 8
-REFRESH_SECONDS = 1.0
 CONTENT_EXPONENTS, STYLE_EXPONENTS = tuple(range(0, 10)), tuple(range(4, 15))
 
 
@@ -334,7 +334,7 @@ def progress_text(latest: dict) -> str:
 
 
 def live_panel(prefix: str, watching: bool) -> None:
-    @st.fragment(run_every=REFRESH_SECONDS if watching else None)
+    @st.fragment(run_every=LIVE_REFRESH_SECONDS if watching else None)
     def panel() -> None:
         run_id = st.session_state.get(f"{prefix}_run_id")
         if not run_id:

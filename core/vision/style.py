@@ -313,7 +313,7 @@ class Painting:
     def __init__(self, spec: StyleSpec, device: DeviceConfig, on_evaluation=None):
         self.spec, self.device = spec, device
         self.backbone = backbones.load(spec.backbone)
-        self.backbone.features.to(device.device)
+        device.prepare_model(self.backbone.features)  # the cached network, moved in place: one device per worker
         content = device.prepare_images(square_tensor(spec.content, spec.size))
         style = device.prepare_images(square_tensor(spec.style, spec.size))
         self.goal = targets(spec, self.backbone, content, style)

@@ -126,6 +126,18 @@ def test_a_few_steps_lower_the_total_loss(optimizer):
     assert totals[-1] < 0.7 * totals[0]
 
 
+def test_the_gpu_path_mixed_precision_and_channels_last_also_lowers_the_loss():
+    """What a GPU gets (autocast and channels_last), tried on the CPU with bfloat16."""
+    totals = []
+    device = style.DeviceConfig(torch.device("cpu"), amp_dtype=torch.bfloat16, channels_last=True)
+    painting = style.Painting(tiny(optimizer="adam", lr=0.03), device,
+                              lambda step, values, pic: totals.append(values["total"]))
+    painting.run()
+    assert painting.picture.dtype == torch.float32 and painting.picture.is_contiguous(memory_format=torch.channels_last)
+    assert totals[-1] < 0.7 * totals[0]
+    backbones.load("mobilenet_v2").features.to(memory_format=torch.contiguous_format)  # as the other tests expect
+
+
 @pytest.mark.parametrize("mode", ["content", "style"])
 def test_rebuilding_from_one_layer_uses_only_that_loss(mode):
     parts = []
