@@ -9,8 +9,8 @@ from core.controls import Control
 from core.gan import cyclegan, dcgan
 from core.run_view import MAX_REPLAY_SPEED
 from ui import gan_sections as sections
-from ui.common import (keep_widgets, lab_tabs, mirror_to_link, page_header, replay_speed, settings_from_link,
-                       share_link, tr)
+from ui.common import (keep_widgets, lab_tabs, mirror_to_link, page_header, replay_speed, route_run_to_tab,
+                       settings_from_link, share_link, tr)
 
 TABS = ("dcgan", "cycle", "fade")
 KINDS = (dcgan.KIND, cyclegan.KIND)
@@ -42,21 +42,6 @@ def load_settings() -> None:
     st.session_state.gan_lr = f"{values['lr']:g}"  # a text box: "2e-4" is as good as 0.0002
 
 
-def route_cyclegan_run() -> None:
-    """Runs arrive under ``gan_run_id`` (from a link, Home or the instructor's page); a CycleGAN run belongs to its
-    own tab, which keeps it under ``cyc_run_id`` beside the DCGAN tab's run."""
-    run_id = st.session_state.get("gan_run_id")
-    if run_id and sections.kind_of(run_id) == cyclegan.KIND:
-        st.session_state.cyc_run_id = run_id
-        replay = st.session_state.get("gan_replay")
-        if replay and replay[0] == run_id:
-            st.session_state.cyc_replay, st.session_state.gan_replay = replay, None
-        st.session_state.gan_run_id = st.session_state.gan_shown_run = st.session_state.get("gan_dcgan_run")
-        st.session_state.gan_tab = "cycle"
-    else:
-        st.session_state.gan_dcgan_run = run_id
-
-
 def settings_now() -> dict:
     values = {name: st.session_state[f"gan_{name}"] for name in WIDGETS}
     try:
@@ -68,7 +53,8 @@ def settings_now() -> dict:
 
 
 load_settings()
-route_cyclegan_run()
+# a CycleGAN run belongs to its own tab, which keeps it beside the DCGAN tab's run
+route_run_to_tab("gan", "cyc", "cycle", lambda status: status.get("kind") == cyclegan.KIND)
 # the tabs not shown this time keep their settings
 keep_widgets([f"gan_{name}" for name in WIDGETS] + ["gan_from", "gan_to"])
 page_header(tr("gan.title"), tr("gan.intro"), st.session_state.pop("gan_ignored", []))

@@ -11,7 +11,7 @@ from core.vision import backbone as backbones
 from core.vision import style
 from core.vision.images import is_known
 from ui import style_sections as sections
-from ui.common import (job_manager, keep_widgets, lab_tabs, mirror_to_link, page_header, replay_speed,
+from ui.common import (keep_widgets, lab_tabs, mirror_to_link, page_header, replay_speed, route_run_to_tab,
                        settings_from_link, share_link, tr)
 
 TABS = sections.TABS
@@ -60,22 +60,6 @@ def load_settings() -> None:
                                                     values["style"]) if key.startswith("upload:")]
 
 
-def route_rebuild_run() -> None:
-    """Runs arrive under ``sty_run_id`` (from a link, Home or the instructor's page); a run that rebuilds a picture
-    from one layer belongs to the layers tab, which keeps it under ``rec_run_id``."""
-    run_id = st.session_state.get("sty_run_id")
-    status = job_manager().status(run_id) if run_id else None
-    if status and status.get("spec", {}).get("mode") in ("content", "style"):
-        st.session_state.rec_run_id = run_id
-        replay = st.session_state.get("sty_replay")
-        if replay and replay[0] == run_id:
-            st.session_state.rec_replay, st.session_state.sty_replay = replay, None
-        st.session_state.sty_run_id = st.session_state.sty_shown_run = st.session_state.get("sty_transfer_run")
-        st.session_state.sty_tab = "layers"
-    else:
-        st.session_state.sty_transfer_run = run_id
-
-
 def settings_now() -> dict:
     values = {name: st.session_state[f"sty_{name}"] for name in WIDGETS}
     try:
@@ -87,7 +71,8 @@ def settings_now() -> dict:
 
 
 load_settings()
-route_rebuild_run()
+# a run that rebuilds a picture from one layer belongs to the layers tab, which keeps it beside the transfer's
+route_run_to_tab("sty", "rec", "layers", lambda status: status.get("spec", {}).get("mode") in ("content", "style"))
 sections.apply_pending_uploads()
 keep_widgets(KEPT)  # the tabs not shown this time keep their settings
 page_header(tr("style.title"), tr("style.intro"), st.session_state.pop("sty_ignored", []))

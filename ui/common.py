@@ -234,6 +234,24 @@ def run_from_link(run_id: str, kind: str | tuple[str, ...], ignored: list[str]) 
     return run_id
 
 
+def route_run_to_tab(prefix: str, tab_prefix: str, tab: str, belongs: Callable[[dict], bool]) -> None:
+    """Runs arrive under ``<prefix>_run_id`` (from a link, Home or the instructor's page). One whose status
+    ``belongs`` to the tab ``tab``, which keeps its run under ``<tab_prefix>_run_id``, moves there (with its
+    replay), the tab opens, and the page's own run (kept under ``<prefix>_own_run``) comes back."""
+    run_id = st.session_state.get(f"{prefix}_run_id")
+    status = job_manager().status(run_id) if run_id else None
+    if status is None or not belongs(status):
+        st.session_state[f"{prefix}_own_run"] = run_id
+        return
+    st.session_state[f"{tab_prefix}_run_id"] = run_id
+    replay = st.session_state.get(f"{prefix}_replay")
+    if replay and replay[0] == run_id:
+        st.session_state[f"{tab_prefix}_replay"], st.session_state[f"{prefix}_replay"] = replay, None
+    own = st.session_state.get(f"{prefix}_own_run")
+    st.session_state[f"{prefix}_run_id"] = st.session_state[f"{prefix}_shown_run"] = own
+    st.session_state[f"{prefix}_tab"] = tab
+
+
 def lab_tabs(prefix: str, labels: dict[str, str], run_tab: str):
     """The lab's tabs (``labels``: name → label), open on the one the session last chose (``<prefix>_tab``),
     or on ``run_tab`` when a run was just opened or started (``<prefix>_run_id`` changed). Returns the

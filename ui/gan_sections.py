@@ -37,11 +37,6 @@ def spec_from_widgets() -> dcgan.GanSpec:
                                  "batch_size": 64, "lr": lr, "seed": int(st.session_state.gan_seed)})
 
 
-def kind_of(run_id: str | None) -> str | None:
-    status = job_manager().status(run_id) if run_id else None
-    return status and status.get("kind")
-
-
 def scrubbed_grid(view, key: str) -> tuple[bytes, int] | None:
     return scrubbed_picture(view, key, tr("gan.scrubber"), lambda step: tr("gan.at_step", step=step),
                             tr("gan.scrubber_help"))

@@ -134,6 +134,43 @@ def visit_home(chromium, url: str) -> None:
         context.close()
 
 
+# Records each (src, caption) of the pictures whose caption matches a pattern, as a live run redraws them.
+# Streamlit replaces elements on every update, so the observer looks them up afresh on each change of the page.
+PICTURE_OBSERVER = r"""
+(pattern) => {
+  const wanted = new RegExp(pattern);
+  window.__pictures = [];
+  const scan = () => {
+    for (const figure of document.querySelectorAll('[data-testid="stImage"]')) {
+      const img = figure.querySelector('img');
+      const caption = figure.querySelector('[data-testid="stImageCaption"]');
+      const text = caption ? caption.innerText.trim() : '';
+      if (!img || !img.getAttribute('src') || !wanted.test(text)) continue;
+      const last = window.__pictures[window.__pictures.length - 1];
+      if (!last || last[0] !== img.getAttribute('src') || last[1] !== text) {
+        window.__pictures.push([img.getAttribute('src'), text]);
+      }
+    }
+  };
+  new MutationObserver(scan).observe(document.body,
+    {subtree: true, childList: true, characterData: true, attributes: true, attributeFilter: ['src']});
+  scan();
+}
+"""
+
+
+def record_pictures(page, caption_pattern: str) -> None:
+    """From now on, keep every new (src, caption) of the pictures whose caption matches ``caption_pattern``."""
+    page.evaluate(PICTURE_OBSERVER, caption_pattern)
+
+
+def wait_for_picture(page, caption_start: str) -> list[list[str]]:
+    """Wait until the last picture recorded has a caption starting with ``caption_start``; every one recorded."""
+    page.wait_for_function("(start) => { const p = window.__pictures || []; const last = p[p.length - 1];"
+                           " return !!last && last[1].startsWith(start); }", arg=caption_start)
+    return page.evaluate("() => window.__pictures")
+
+
 CLASS_PASSWORD = "e2e-instructor-secret"
 
 

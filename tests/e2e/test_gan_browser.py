@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, record_pictures, wait_for_picture
 
 pytestmark = pytest.mark.e2e
 
@@ -16,28 +16,6 @@ EN = json.loads((REPO_ROOT / "core" / "locales" / "en.json").read_text(encoding=
 RUN_TIMEOUT_MS = 120_000
 STEPS = 20
 GRID_CAPTION = re.compile(r"The same 64 noise vectors at step (\d+)\.")  # gan.grid_caption
-# Records each (src, caption) the sample grid shows. Streamlit replaces elements on every update, so the
-# observer looks the grid up afresh on each change of the page instead of holding on to one element.
-GRID_OBSERVER = r"""
-() => {
-  window.__grids = [];
-  const scan = () => {
-    for (const figure of document.querySelectorAll('[data-testid="stImage"]')) {
-      const img = figure.querySelector('img');
-      const caption = figure.querySelector('[data-testid="stImageCaption"]');
-      const text = caption ? caption.innerText.trim() : '';
-      if (!img || !img.getAttribute('src') || !/^The same 64 noise vectors at step \d+/.test(text)) continue;
-      const last = window.__grids[window.__grids.length - 1];
-      if (!last || last[0] !== img.getAttribute('src') || last[1] !== text) {
-        window.__grids.push([img.getAttribute('src'), text]);
-      }
-    }
-  };
-  new MutationObserver(scan).observe(document.body,
-    {subtree: true, childList: true, characterData: true, attributes: true, attributeFilter: ['src']});
-  scan();
-}
-"""
 
 
 def test_a_short_dcgan_run_redraws_its_sample_grid_and_finishes(page: Page, server, artifacts):
@@ -51,15 +29,10 @@ def test_a_short_dcgan_run_redraws_its_sample_grid_and_finishes(page: Page, serv
     train = page.get_by_role("button", name=EN["gan.train"].format(loss=EN["gan.loss.dcgan"]))
     expect(train).to_be_enabled(timeout=RUN_TIMEOUT_MS)  # the worker may still be timing the device
 
-    page.evaluate(GRID_OBSERVER)
+    record_pictures(page, r"^The same 64 noise vectors at step \d+")
     train.click()
     expect(page.get_by_text(f"Done: {STEPS} steps")).to_be_visible(timeout=RUN_TIMEOUT_MS)
-    # the grid shown last is the final one (null-safe: the page may be swapping elements meanwhile)
-    page.wait_for_function(
-        "(steps) => { const g = window.__grids || []; const last = g[g.length - 1];"
-        " return !!last && last[1].includes(`at step ${steps}.`); }", arg=STEPS)
-
-    grids = page.evaluate("() => window.__grids")
+    grids = wait_for_picture(page, f"The same 64 noise vectors at step {STEPS}.")  # the final grid shown last
     steps = [int(GRID_CAPTION.search(caption).group(1)) for _, caption in grids]
     assert len({src for src, _ in grids}) >= 2, f"the grid never changed: {grids}"
     assert steps == sorted(steps) and steps[0] < steps[-1] == STEPS, f"grid steps {steps}"

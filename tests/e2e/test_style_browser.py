@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, record_pictures, wait_for_picture
 
 pytestmark = pytest.mark.e2e
 
@@ -16,28 +16,6 @@ EN = json.loads((REPO_ROOT / "core" / "locales" / "en.json").read_text(encoding=
 RUN_TIMEOUT_MS = 120_000
 STEPS = 20
 FRAME_CAPTION = re.compile(r"After (\d+) evaluations")  # style.frame_caption
-# Records each (src, caption) of the forming picture; Streamlit replaces elements on every update, so the
-# observer looks the picture up afresh on each change of the page.
-FRAME_OBSERVER = r"""
-() => {
-  window.__frames = [];
-  const scan = () => {
-    for (const figure of document.querySelectorAll('[data-testid="stImage"]')) {
-      const img = figure.querySelector('img');
-      const caption = figure.querySelector('[data-testid="stImageCaption"]');
-      const text = caption ? caption.innerText.trim() : '';
-      if (!img || !img.getAttribute('src') || !/^After \d+ evaluations/.test(text)) continue;
-      const last = window.__frames[window.__frames.length - 1];
-      if (!last || last[0] !== img.getAttribute('src') || last[1] !== text) {
-        window.__frames.push([img.getAttribute('src'), text]);
-      }
-    }
-  };
-  new MutationObserver(scan).observe(document.body,
-    {subtree: true, childList: true, characterData: true, attributes: true, attributeFilter: ['src']});
-  scan();
-}
-"""
 
 
 def test_a_small_transfer_shows_the_picture_forming_and_finishes(page: Page, server, artifacts):
@@ -47,14 +25,10 @@ def test_a_small_transfer_shows_the_picture_forming_and_finishes(page: Page, ser
     paint = page.get_by_role("button", name=EN["style.paint"])
     expect(paint).to_be_enabled(timeout=RUN_TIMEOUT_MS)
 
-    page.evaluate(FRAME_OBSERVER)
+    record_pictures(page, r"^After \d+ evaluations")
     paint.click()
     expect(page.get_by_text(f"Done: {STEPS} evaluations")).to_be_visible(timeout=RUN_TIMEOUT_MS)
-    page.wait_for_function(
-        "(steps) => { const f = window.__frames || []; const last = f[f.length - 1];"
-        " return !!last && last[1].startsWith(`After ${steps} evaluations`); }", arg=STEPS)
-
-    frames = page.evaluate("() => window.__frames")
+    frames = wait_for_picture(page, f"After {STEPS} evaluations")
     steps = [int(FRAME_CAPTION.search(caption).group(1)) for _, caption in frames]
     assert len({src for src, _ in frames}) >= 2, f"the picture never changed: {frames}"
     assert steps == sorted(steps) and steps[0] < steps[-1] == STEPS, f"frame evaluations {steps}"

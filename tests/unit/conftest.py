@@ -67,6 +67,29 @@ class RecordingContext:
         return [data for event_kind, data in self.events if event_kind == kind]
 
 
+class CancelAfter(RecordingContext):
+    """Presses Cancel once ``rows`` metrics rows have come."""
+
+    def __init__(self, rows: int):
+        super().__init__()
+        self.rows = rows
+
+    def cancelled(self) -> bool:
+        return len(self.of("metrics")) >= self.rows
+
+
+class CancelAfterCalls(RecordingContext):
+    """Presses Cancel at the runner's ``calls``-th look at the button: inside a step that looks more than once."""
+
+    def __init__(self, calls: int):
+        super().__init__()
+        self.calls = calls
+
+    def cancelled(self) -> bool:
+        self.calls -= 1
+        return self.calls < 0
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_run_db(tmp_path_factory):
     patch = pytest.MonkeyPatch()

@@ -15,7 +15,7 @@ from core import checkerboard_lab as lab
 from core.checkerboard_figures import losses_figure, outputs_and_spectra_figure
 from core.errors import RunCancelled, TrainingDiverged, UserError
 from core.models.upsampling_generator import UPSAMPLERS, icnr_, upsampling_generator
-from tests.unit.conftest import RecordingContext
+from tests.unit.conftest import CancelAfter, RecordingContext
 
 TINY = {"preset": "quick", "steps": 6, "lr": 3e-3, "width": 8, "batch_size": 8, "seed": 0}
 
@@ -91,17 +91,6 @@ def test_the_untrained_outputs_are_the_same_every_time_and_leave_the_random_numb
 
 
 # ----- the runner --------------------------------------------------------------------------------------
-class CancelAfter(RecordingContext):
-    """Presses Cancel once ``steps`` metrics rows have come."""
-
-    def __init__(self, steps: int):
-        super().__init__()
-        self.steps = steps
-
-    def cancelled(self) -> bool:
-        return len(self.of("metrics")) >= self.steps
-
-
 @pytest.fixture(scope="module")
 def tiny_run() -> RecordingContext:
     context = RecordingContext()

@@ -15,7 +15,7 @@ from core.gan import cyclegan as lab
 from core.gan.pool import ImagePool
 from core.models.cyclegan import patch_discriminator, receptive_field, resnet_generator
 from core.train import DeviceConfig
-from tests.unit.conftest import RecordingContext
+from tests.unit.conftest import CancelAfter, RecordingContext
 
 TINY = {"preset": "quick", "size": 16, "blocks": 1, "width": 4, "steps": 3, "batch_size": 2, "pool_size": 2,
         "seed": 0}
@@ -151,15 +151,6 @@ def test_the_presets_are_valid_and_grow():
 
 
 # ----- the runner --------------------------------------------------------------------------------------
-class CancelAfter(RecordingContext):
-    def __init__(self, steps: int):
-        super().__init__()
-        self.steps = steps
-
-    def cancelled(self) -> bool:
-        return len(self.of("metrics")) >= self.steps
-
-
 def test_a_tiny_run_reports_the_four_losses_pictures_weights_and_a_result():
     context = RecordingContext()
     lab.run_cyclegan(TINY, context)

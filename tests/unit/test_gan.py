@@ -20,7 +20,7 @@ from core.models.dcgan import DCGAN_D, DCGAN_G
 from core.models.progressive import ProgressiveGenerator, fade_in
 from core.data.mnist import padded_tanh
 from core.train import DeviceConfig
-from tests.unit.conftest import RecordingContext
+from tests.unit.conftest import CancelAfterCalls, RecordingContext
 
 TINY = {"preset": "quick", "loss": "dcgan", "steps": 4, "width": 4, "batch_size": 4, "lr": 2e-4, "seed": 0}
 CPU = DeviceConfig(torch.device("cpu"))
@@ -137,16 +137,6 @@ def test_health_names_a_discriminator_that_wins_outright_and_mode_collapse():
 
 
 # ----- the runner -------------------------------------------------------------------------------------------
-class CancelAfter(RecordingContext):
-    def __init__(self, calls: int):
-        super().__init__()
-        self.calls = calls
-
-    def cancelled(self) -> bool:
-        self.calls -= 1
-        return self.calls < 0
-
-
 @pytest.fixture(scope="module")
 def tiny_run() -> RecordingContext:
     context = RecordingContext()
@@ -180,7 +170,7 @@ def test_a_wgan_run_does_the_lessons_critic_steps_and_cancel_works_within_them()
     lab.run_gan({**TINY, "loss": "wgan", "lr": 1e-4, "steps": 1}, context)
     assert context.of("metrics")[0]["critic_steps"] == 100 and "wasserstein" in context.of("metrics")[0]
     with pytest.raises(RunCancelled):
-        lab.run_gan({**TINY, "loss": "wgan", "lr": 1e-4}, CancelAfter(10))  # inside the first 100 critic steps
+        lab.run_gan({**TINY, "loss": "wgan", "lr": 1e-4}, CancelAfterCalls(10))  # inside the first 100 critic steps
 
 
 def test_the_figure_draws_the_scores_for_dcgan_and_the_estimate_for_wgan(tiny_run):

@@ -11,7 +11,7 @@ from core.errors import RunCancelled, UserError
 from core.vision import backbone as backbones
 from core.vision import images, style
 from core.vision.style_figures import feature_maps_png
-from tests.unit.conftest import RecordingContext
+from tests.unit.conftest import CancelAfter, RecordingContext
 
 
 @pytest.fixture(scope="module")
@@ -164,16 +164,6 @@ def test_the_job_sends_losses_frames_and_a_result():
     assert frames[0]["step"] == 0 and frames[-1]["step"] == 12
     assert Image.open(io.BytesIO(frames[-1]["png"])).size == (48, 48)
     assert context.of("result")[0]["steps"] == 12
-
-
-class CancelAfter(RecordingContext):
-    def __init__(self, calls: int):
-        super().__init__()
-        self.calls = calls
-
-    def cancelled(self) -> bool:
-        self.calls -= 1
-        return self.calls < 0
 
 
 def test_cancel_stops_within_one_lbfgs_step():
