@@ -194,13 +194,13 @@ def shuffle_tab(backbone: str) -> None:
         return
     left, right, _ = st.columns([1, 1, 1])
     left.image(original, caption=tr("style.original"), width="stretch")
-    right.image(png, caption=tr("style.shuffled", n=pieces * pieces), width="stretch")
     if pieces == 1:
-        st.info(tr("style.shuffle_one"), icon="👆")
+        right.info(tr("style.shuffle_one"), icon="👆")
         return
+    right.image(png, caption=tr("style.shuffled", n=pieces * pieces), width="stretch")
     series = {tr("style.change_gram"): grams, tr("style.change_content"): contents}
     st.plotly_chart(per_layer_bars(series, layer_names(backbone), {"layer": tr("style.block"),
-                                                                   "axis": tr("style.change_axis")}),
+                                                                   "axis": tr("style.change_axis")}, percent=True),
                     width="stretch", key="sty_shuffle")
     deepest = int(np.argmax(np.array(contents) / np.maximum(grams, 1e-12)))
     st.caption(tr("style.shuffle_caption", layer=deepest + 1, content=contents[deepest], gram=grams[deepest],
@@ -283,6 +283,8 @@ def layers_tab(backbone: str) -> None:
         picture_picker(tr("style.content" if mode == "content" else "style.style"), key, mode)
         st.image(preview(st.session_state[key]), width=200)
         st.caption(tr(f"style.rebuild_caption.{mode}"))
+        if mode == "content" and st.session_state.sty_rlayer >= 4 and int(st.session_state.sty_steps) < 300:
+            st.info(tr("style.deep_needs_more"), icon="⏳")
     st.divider()
     live_panel("rec", watching)
 
@@ -311,6 +313,8 @@ def transfer_tab(backbone: str) -> None:
         st.session_state.sty_w = ",".join(f"{w:g}" for w in chosen)
         st.radio(tr("style.start"), style.STARTS, key="sty_start", horizontal=True,
                  format_func=lambda s: tr(f"style.start.{s}"), help=tr("style.start_help"))
+        if st.session_state.sty_start == "noise" and int(st.session_state.sty_steps) < 150:
+            st.caption(tr("style.noise_needs_more"))
         run_settings()
         spec = checked(lambda: spec_from_widgets("transfer"))
         seconds = estimate_caption(spec)
@@ -356,7 +360,7 @@ def live_panel(prefix: str, watching: bool) -> None:
             if not frame.empty:
                 labels = {key: tr(f"style.chart.{key}") for key in LOSS_LABEL_KEYS}
                 st.plotly_chart(losses_figure(frame, labels), width="stretch", key=f"{prefix}_chart")
-                st.caption(tr("style.chart_caption"))
+                st.caption(tr(f"style.chart_caption.{status['spec'].get('mode', 'transfer')}"))
         if watching and not view.active:
             st.rerun()  # the run ended: the whole page, so that the button is enabled again
 

@@ -22,7 +22,8 @@ def losses_figure(frame: pd.DataFrame, labels: dict[str, str]) -> go.Figure:
     "loss_axis"."""
     frame = thinned(frame)
     figure = go.Figure()
-    lines = [("total", labels["total"], PALETTE[0], 3)]
+    terms = [column for column in frame.columns if column == "content" or column.startswith("style_")]
+    lines = [("total", labels["total"], PALETTE[0], 3)] if len(terms) > 1 else []  # one term: it is the total
     lines += [("content", labels["content"], PALETTE[1], 2)]
     lines += [(f"style_{i}", labels["style"].format(layer=i), STYLE_COLOURS[i - 1], 1.5) for i in range(1, 6)]
     for column, name, colour, width in lines:
@@ -37,10 +38,13 @@ def losses_figure(frame: pd.DataFrame, labels: dict[str, str]) -> go.Figure:
 
 
 def gram_heatmap(gram: np.ndarray, labels: dict[str, str], height: int = 420) -> go.Figure:
-    """A C × C Gram matrix as a heat map, channel i down and channel j across. ``labels``: "channel", "value"."""
+    """A C × C Gram matrix as a heat map, channel i down and channel j across. The colours stop at the 1st and
+    99th percentiles: a few very active channels would otherwise paint everything else one colour. ``labels``:
+    "channel", "value"."""
     channels = np.arange(1, gram.shape[0] + 1)
-    figure = go.Figure(go.Heatmap(z=gram, x=channels, y=channels, colorscale="Viridis",
-                                  colorbar={"title": {"text": labels["value"]}},
+    low, high = np.percentile(gram, [1, 99])
+    figure = go.Figure(go.Heatmap(z=gram, x=channels, y=channels, colorscale="Viridis", zmin=low, zmax=high,
+                                  colorbar={"title": {"text": labels["value"]}, "tickformat": ".1e"},
                                   hovertemplate="i=%{y}, j=%{x}: %{z:.3g}<extra></extra>"))
     figure.update_yaxes(autorange="reversed", title_text=labels["channel"] + " i", scaleanchor="x")
     figure.update_xaxes(title_text=labels["channel"] + " j")
@@ -49,16 +53,19 @@ def gram_heatmap(gram: np.ndarray, labels: dict[str, str], height: int = 420) ->
 
 
 def per_layer_bars(series: dict[str, list[float]], layer_names: list[str], labels: dict[str, str],
-                   log: bool = True) -> go.Figure:
-    """Grouped bars, one group per block end: each of ``series`` (name → one value per layer). ``labels``:
-    "layer", "axis"."""
+                   percent: bool = False) -> go.Figure:
+    """Grouped bars, one group per block end, each bar labelled with its value: each of ``series`` (name → one
+    value per layer). ``labels``: "layer", "axis"."""
     figure = go.Figure()
+    value_format = ".0%" if percent else ".2f"
     for (name, values), colour in zip(series.items(), PALETTE):
         figure.add_trace(go.Bar(x=layer_names, y=values, name=name, marker_color=colour,
-                                hovertemplate="%{x}: %{y:.3g}<extra>" + name + "</extra>"))
-    figure.update_yaxes(type="log" if log else "linear", title_text=labels["axis"], **({"dtick": 1} if log else {}))
+                                texttemplate=f"%{{y:{value_format}}}", textposition="outside",
+                                hovertemplate=f"%{{x}}: %{{y:{value_format}}}<extra>{name}</extra>"))
+    figure.update_yaxes(title_text=labels["axis"], rangemode="tozero", tickformat=".0%" if percent else None)
     figure.update_xaxes(title_text=labels["layer"])
-    figure.update_layout(barmode="group", height=360, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+    figure.update_layout(barmode="group", height=360, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                         uniformtext={"minsize": 9, "mode": "show"},
                          legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0})
     return figure
 

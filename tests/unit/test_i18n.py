@@ -279,6 +279,7 @@ def dynamic_families() -> dict[str, tuple[str, ...]]:
         "style.rebuild.": ("content", "style"),
         "style.rebuild_caption.": ("content", "style"),
         "style.start.": style.STARTS,
+        "style.chart_caption.": style.MODES,
     }
 
 
