@@ -26,8 +26,11 @@ def main(fd: int, runners: dict[str, str]) -> None:
     connection = Connection(fd)
     os.nice(NICENESS)
     resolved = {kind: resolve(path) for kind, path in runners.items()}
-    for info in warm_up_infos(resolved.values()):
-        connection.send(("info", info))
+    try:
+        for info in warm_up_infos(resolved.values()):
+            connection.send(("info", info))
+    except (BrokenPipeError, EOFError):
+        return  # the server stopped while this worker was still warming up: nobody to tell
     while True:
         try:
             message = connection.recv()
@@ -49,7 +52,7 @@ def main(fd: int, runners: dict[str, str]) -> None:
 def warm_up_infos(runners: Iterable[Runner]) -> Iterator[dict]:
     """What a worker reports at start-up: each runner module's ``warm_up()`` (data into memory,
     a speed measurement), then WARMED_UP, which pages wait for rather than the first lab's numbers."""
-    for module in {sys.modules[runner.__module__] for runner in runners}:
+    for module in dict.fromkeys(sys.modules[runner.__module__] for runner in runners):  # in the labs' order
         warm_up = getattr(module, "warm_up", None)
         if warm_up is None:
             continue
