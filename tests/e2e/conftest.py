@@ -164,10 +164,10 @@ def record_pictures(page, caption_pattern: str) -> None:
     page.evaluate(PICTURE_OBSERVER, caption_pattern)
 
 
-def wait_for_picture(page, caption_start: str) -> list[list[str]]:
-    """Wait until the last picture recorded has a caption starting with ``caption_start``; every one recorded."""
-    page.wait_for_function("(start) => { const p = window.__pictures || []; const last = p[p.length - 1];"
-                           " return !!last && last[1].startsWith(start); }", arg=caption_start)
+def wait_for_pictures(page, count: int, timeout_ms: float = 120_000) -> list[list[str]]:
+    """Wait until ``count`` different pictures have been recorded; every (src, caption) recorded."""
+    page.wait_for_function("(count) => new Set((window.__pictures || []).map(p => p[0])).size >= count",
+                           arg=count, timeout=timeout_ms)
     return page.evaluate("() => window.__pictures")
 
 
