@@ -73,11 +73,14 @@ def check_whole_numbers(spec: object, names: tuple[str, ...]) -> None:
 
 
 def estimate_from_rate(spec: Spec, runs: list[dict], device: str, spec_from_dict: Callable[[dict], Spec], kind: str,
-                       work: Callable[[Spec], float], timed_rate: float | None) -> float | None:
+                       work: Callable[[Spec], float], timed_rate: float | None,
+                       model: Callable[[Spec], str] | None = None) -> float | None:
     """Expected seconds of ``spec`` on ``device``: its ``work`` times the seconds per unit of work of the newest
-    finished run of ``kind`` there (it includes everything), else ``timed_rate`` (the worker's timed step at
-    start-up); None until one of them exists."""
-    measured = measured_rates(runs, device, spec_from_dict, lambda _: kind, work).get(kind)
+    finished run of ``kind`` there (of the same ``model(spec)``, when the lab's models differ in speed per unit
+    of work; it includes everything), else ``timed_rate`` (the worker's timed step at start-up); None until one
+    of them exists."""
+    key = model or (lambda _: kind)
+    measured = measured_rates(runs, device, spec_from_dict, key, work).get(key(spec))
     rate = measured if measured is not None else timed_rate
     return None if rate is None else rate * work(spec)
 

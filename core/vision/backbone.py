@@ -33,10 +33,6 @@ class Backbone:
     features: nn.Sequential  # frozen, in eval mode, cut after the last block end
     block_ends: tuple[int, ...]  # indices into ``features`` whose outputs the labs compare
 
-    @property
-    def trained(self) -> bool:
-        return self.name != "random"
-
     def normalise(self, pictures: torch.Tensor) -> torch.Tensor:
         """Pictures in [0, 1] as the ImageNet-trained network expects them."""
         mean = torch.tensor(IMAGENET_MEAN, device=pictures.device).view(1, 3, 1, 1)

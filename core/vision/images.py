@@ -12,10 +12,11 @@ from pathlib import Path
 
 import torch
 from PIL import Image, ImageOps
-from torchvision.transforms.functional import center_crop, pil_to_tensor, resize
+from torchvision.transforms.functional import center_crop, pil_to_tensor, resize, to_pil_image
 
 from core.data.mnist import REPO_ROOT, data_root
 from core.errors import UserError
+from core.viz import png_bytes
 
 IMAGES = REPO_ROOT / "sample_data" / "images"
 MAX_UPLOAD_MB = 20  # as .streamlit/config.toml's server.maxUploadSize
@@ -99,9 +100,7 @@ def as_rgb(picture: Image.Image) -> Image.Image:
 
 def save_upload(data: bytes) -> str:
     """Check an upload and keep it (as PNG, named by its content); returns the key a spec names it by."""
-    buffer = io.BytesIO()
-    checked_upload(data).save(buffer, format="PNG")
-    png = buffer.getvalue()
+    png = png_bytes(checked_upload(data))
     digest = hashlib.sha256(png).hexdigest()[:16]
     path = uploads_dir() / f"{digest}.png"
     if not path.exists():
@@ -138,7 +137,4 @@ def square_tensor(key: str, size: int) -> torch.Tensor:
 
 def tensor_png(picture: torch.Tensor) -> bytes:
     """A (1, 3, H, W) or (3, H, W) tensor in [0, 1] (clamped) as PNG bytes."""
-    pixels = (picture.detach().float().cpu().clamp(0, 1).reshape(3, *picture.shape[-2:]) * 255).round().byte()
-    buffer = io.BytesIO()
-    Image.fromarray(pixels.permute(1, 2, 0).numpy()).save(buffer, format="PNG")
-    return buffer.getvalue()
+    return png_bytes(to_pil_image(picture.detach().float().cpu().clamp(0, 1).reshape(3, *picture.shape[-2:])))

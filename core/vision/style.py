@@ -92,11 +92,10 @@ def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(features, target)
 
 
-def style_loss(grams: list[torch.Tensor], target_grams: list[torch.Tensor], weights: tuple[float, ...]
-               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Σ weight · MSE(G, G') over the layers, and each layer's weighted term."""
-    terms = [weight * F.mse_loss(gram, target) for gram, target, weight in zip(grams, target_grams, weights)]
-    return torch.stack(terms).sum(), terms
+def style_losses(grams: list[torch.Tensor], target_grams: list[torch.Tensor], weights: tuple[float, ...]
+                 ) -> list[torch.Tensor]:
+    """Each layer's weight · MSE(G, G'): the style loss is their sum."""
+    return [weight * F.mse_loss(gram, target) for gram, target, weight in zip(grams, target_grams, weights)]
 
 
 def median_noise(size: int, seed: int) -> torch.Tensor:
@@ -234,22 +233,15 @@ def work_done(spec: StyleSpec, evaluations: int) -> float:
 def size_of_values(values: dict) -> str:
     """Which size preset a run amounts to, for the instructor's size limit (512 px counts as lecture)."""
     spec = spec_from_dict(values)
-    sizes = {size: work_done(replace_backbone(preset_spec(size), spec.backbone), PRESET_STEPS[size])
-             for size in classroom.SIZES}
+    presets = {size: preset_spec(size, spec.backbone) for size in classroom.SIZES}
+    sizes = {size: work_done(preset, preset.steps) for size, preset in presets.items()}
     return classroom.size_of(work_done(spec, spec.steps), sizes, "lecture" if spec.preset == "large" else spec.preset)
-
-
-def replace_backbone(spec: StyleSpec, backbone: str) -> StyleSpec:
-    return StyleSpec(**{**spec.to_dict(), "backbone": backbone})
 
 
 def estimate_seconds(spec: StyleSpec, info: dict, runs: list[dict], device: str) -> float | None:
     """From the newest finished run of this backbone here, else from the worker's timed evaluation."""
-    measured = specs.measured_rates(runs, device, spec_from_dict, lambda s: s.backbone,
-                                    lambda s: work_done(s, s.steps)).get(spec.backbone)
-    timed = info.get("style_seconds_per_evaluation")
-    rate = measured if measured is not None else timed
-    return None if rate is None else rate * work_done(spec, spec.steps)
+    return specs.estimate_from_rate(spec, runs, device, spec_from_dict, KIND, lambda s: work_done(s, s.steps),
+                                    info.get("style_seconds_per_evaluation"), model=lambda s: s.backbone)
 
 
 # ----- the optimisation ---------------------------------------------------------------------------------------
@@ -282,7 +274,7 @@ def losses(spec: StyleSpec, backbone: Backbone, picture: torch.Tensor, goal: Tar
         parts["content"] = weight * content_loss(found[spec.content_layer].float(), goal.content)
     if style_layers:
         weights = tuple(spec.style_weight * w for w in spec.layer_weights)
-        _, terms = style_loss([gram_matrix(found[i].float()) for i in style_layers], goal.grams, weights)
+        terms = style_losses([gram_matrix(found[i].float()) for i in style_layers], goal.grams, weights)
         parts.update({f"style_{i + 1}": term for i, term in zip(style_layers, terms)})
     parts["total"] = torch.stack(list(parts.values())).sum()
     return parts
@@ -314,10 +306,10 @@ class Painting:
         self.spec, self.device = spec, device
         self.backbone = backbones.load(spec.backbone)
         device.prepare_model(self.backbone.features)  # the cached network, moved in place: one device per worker
-        content = device.prepare_images(square_tensor(spec.content, spec.size))
-        style = device.prepare_images(square_tensor(spec.style, spec.size))
-        self.goal = targets(spec, self.backbone, content, style)
-        self.picture = device.prepare_images(starting_picture(spec, content.cpu())).requires_grad_(True)
+        content = square_tensor(spec.content, spec.size)
+        style = square_tensor(spec.style, spec.size)
+        self.goal = targets(spec, self.backbone, device.prepare_images(content), device.prepare_images(style))
+        self.picture = device.prepare_images(starting_picture(spec, content)).requires_grad_(True)
         self.optimizer = make_optimizer(spec, self.picture)
         self.evaluations = 0
         self.on_evaluation = on_evaluation or (lambda evaluation, parts, picture: None)

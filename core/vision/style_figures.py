@@ -1,8 +1,6 @@
 """Figures of the style lab (plotly, from plain data like ``core.viz``); ``labels`` hold the page's translated words."""
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -10,7 +8,7 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
-from core.viz import PALETTE, thinned
+from core.viz import PALETTE, png_bytes, thinned
 
 LOSS_LABEL_KEYS = ("total", "content", "style", "evaluation", "loss_axis")
 STYLE_COLOURS = ("#c6dbef", "#9ecae1", "#6baed6", "#3182bd", "#08519c")  # light = early block, dark = late
@@ -79,6 +77,4 @@ def feature_maps_png(features: torch.Tensor, channels: int = 8, side: int = 128)
     maps = ((maps - low) / (high - low).clamp_min(1e-8)).unsqueeze(1)
     maps = torch.nn.functional.interpolate(maps, size=(side, side), mode="nearest")
     grid = make_grid(maps, nrow=channels, padding=4, pad_value=1.0)
-    buffer = io.BytesIO()
-    Image.fromarray((grid[0] * 255).round().byte().numpy()).save(buffer, format="PNG")
-    return buffer.getvalue()
+    return png_bytes(Image.fromarray((grid[0] * 255).round().byte().numpy()))

@@ -270,3 +270,15 @@ def test_the_code_panel_runs_as_plain_pytorch(optimizer):
     exec(compile(offline, "snippet", "exec"), namespace)
     assert namespace["closure"]().item() > 0
     assert "def gram(x)" in source and "register_forward_hook" in source and "hook.remove()" in source
+
+
+def test_estimates_come_from_the_newest_finished_run_of_the_same_network():
+    quick = style.preset_spec("quick", "mobilenet_v2")
+    runs = [{"state": "finished", "spec": style.preset_spec("quick", "random").to_dict(),
+             "result": {"device": "CPU", "seconds": 30.0}},
+            {"state": "finished", "spec": quick.to_dict(), "result": {"device": "CPU", "seconds": 3.0}}]
+    assert style.estimate_seconds(quick, {}, runs, "CPU") == pytest.approx(3.0)
+    demo = style.preset_spec("demo", "mobilenet_v2")  # 4 times the pixels, 2.5 times the evaluations
+    assert style.estimate_seconds(demo, {}, runs, "CPU") == pytest.approx(30.0)
+    assert style.estimate_seconds(quick, {"style_seconds_per_evaluation": 0.1}, [], "CPU") == pytest.approx(6.0)
+    assert style.estimate_seconds(quick, {}, [], "CPU") is None
