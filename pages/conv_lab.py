@@ -44,8 +44,6 @@ def load_settings() -> None:
     values = settings_from_link("conv", CONTROLS, checker.KIND)
     if not values:
         return
-    if "tab" in st.query_params:  # the link names its tab: show that one, even with a run in it
-        st.session_state.conv_shown_run = st.session_state.get("conv_run_id")
     for name in WIDGETS:
         st.session_state[f"conv_{name}"] = values[name]
 

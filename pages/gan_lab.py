@@ -35,8 +35,6 @@ def load_settings() -> None:
     values = settings_from_link("gan", CONTROLS, KINDS)
     if not values:
         return
-    if "tab" in st.query_params:  # the link names its tab: show that one, even with a run in it
-        st.session_state.gan_shown_run = st.session_state.get("gan_run_id")
     for name in WIDGETS:
         st.session_state[f"gan_{name}"] = values[name]
     st.session_state.gan_lr = f"{values['lr']:g}"  # a text box: "2e-4" is as good as 0.0002

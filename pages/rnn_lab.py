@@ -42,8 +42,6 @@ def load_settings() -> None:
     if not values:
         return
     values = lab.link_settings_with_preset(values, given=set(st.query_params))
-    if "tab" in st.query_params:  # the link names its tab: show that one, even with a run in it
-        st.session_state.rnn_shown_run = st.session_state.get("rnn_run_id")
     for name in WIDGETS:
         st.session_state[f"rnn_{name}"] = bool(values[name]) if name in BOOLEANS else values[name]
     st.session_state.rnn_lr = str(values["lr"])  # a text box: "3e-3" is as good as 0.003

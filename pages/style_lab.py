@@ -1,6 +1,5 @@
 """Style transfer lab (Part 2, Lesson 13): what a Gram matrix keeps of a picture, what each layer of a pretrained
 network keeps, and a photo painted in the style of a painting."""
-import math
 import re
 
 import streamlit as st
@@ -26,10 +25,8 @@ CONTROLS = (  # the first is a widget's: it is gone when the student comes back 
     Control("rlayer", 4, accept=lambda v: 1 <= v <= style.LAYERS),
     Control("content", "chelsea", accept=is_known),
     Control("style", "starry_night", accept=is_known),
-    Control("cw", int(round(math.log10(style.CONTENT_WEIGHT[BEST]))),
-            accept=lambda v: v in sections.CONTENT_EXPONENTS),
-    Control("sw", int(round(math.log10(style.STYLE_WEIGHT[BEST]))),
-            accept=lambda v: v in sections.STYLE_EXPONENTS),
+    Control("cw", sections.weight_exponents(BEST)[0], accept=lambda v: v in sections.CONTENT_EXPONENTS),
+    Control("sw", sections.weight_exponents(BEST)[1], accept=lambda v: v in sections.STYLE_EXPONENTS),
     Control("w", "1,1,1,1,1", accept=lambda v: re.fullmatch(r"(\d+(\.\d+)?,){4}\d+(\.\d+)?", v) is not None
             and all(float(w) <= 10 for w in v.split(","))),
     Control("start", "noise", style.STARTS),
@@ -41,7 +38,7 @@ CONTROLS = (  # the first is a widget's: it is gone when the student comes back 
     Control("run", "", accept=lambda v: re.fullmatch(r"[0-9a-f]{10}", v) is not None),
     Control("replay", 0.0, accept=lambda v: 0 <= v <= MAX_REPLAY_SPEED),
 )
-WIDGETS = tuple(c.name for c in CONTROLS if c.name not in ("run", "replay"))
+WIDGETS = tuple(c.name for c in CONTROLS if c.name not in ("run", "replay", "w"))  # "w": a box per block
 KEPT = [f"sty_{name}" for name in WIDGETS] + [f"sty_w{i}" for i in range(1, style.LAYERS + 1)] + ["sty_uploads"]
 
 
@@ -49,8 +46,6 @@ def load_settings() -> None:
     values = settings_from_link("sty", CONTROLS, style.KIND)
     if not values:
         return
-    if "tab" in st.query_params:  # the link names its tab: show that one, even with a run in it
-        st.session_state.sty_shown_run = st.session_state.get("sty_run_id")
     for name in WIDGETS:
         st.session_state[f"sty_{name}"] = values[name]
     st.session_state.sty_lr = f"{values['lr']:g}"  # a text box
@@ -67,7 +62,8 @@ def settings_now() -> dict:
     except ValueError:  # the page says what is wrong with it; the link keeps the default meanwhile
         values["lr"] = style.DEFAULT_LR["lbfgs"]
     shown = "rec" if values["tab"] == "layers" else "sty"
-    return {**values, "run": st.session_state.get(f"{shown}_run_id") or "", "replay": replay_speed(shown)}
+    return {**values, "w": ",".join(f"{w:g}" for w in sections.layer_weights()),
+            "run": st.session_state.get(f"{shown}_run_id") or "", "replay": replay_speed(shown)}
 
 
 load_settings()

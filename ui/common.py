@@ -192,7 +192,8 @@ def settings_from_link(prefix: str, controls: tuple[Control, ...], kind: str | t
     """None when the page's widgets still hold their values, or got back the ones saved when the
     student left the page (Streamlit forgets the state of widgets that were not drawn). On a
     first visit: the link's values (bad ones are listed under ``<prefix>_ignored`` and shown by
-    ``page_header``), and the link's run when it is one of this lab's."""
+    ``page_header``), and the link's run when it is one of this lab's. A link that names its tab opens
+    that tab even with a run in it (``lab_tabs`` would otherwise open the run's tab)."""
     if f"{prefix}_{controls[0].name}" in st.session_state:
         return None
     if f"{prefix}_saved" in st.session_state:
@@ -200,6 +201,8 @@ def settings_from_link(prefix: str, controls: tuple[Control, ...], kind: str | t
         return None
     values, ignored = read_query(controls, st.query_params)
     st.session_state[f"{prefix}_run_id"] = run_from_link(values.get("run", ""), kind, ignored)
+    if "tab" in st.query_params:
+        st.session_state[f"{prefix}_shown_run"] = st.session_state[f"{prefix}_run_id"]
     st.session_state[f"{prefix}_ignored"] = ignored
     replay_from_link(prefix, values)
     return values

@@ -1,6 +1,8 @@
 """The four tabs of the style lab (pages/style_lab.py): layout and widgets; everything else is in core."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import streamlit as st
 import torch
@@ -64,8 +66,13 @@ def apply_pending_uploads() -> None:
             st.session_state[key] = pending
 
 
-def layer_names(name: str) -> list[str]:
+def layer_names() -> list[str]:
     return [tr("style.layer_name", layer=i + 1) for i in range(style.LAYERS)]
+
+
+def weight_exponents(backbone: str) -> tuple[int, int]:
+    """The network's default content and style weights as the powers of ten the sliders show."""
+    return round(math.log10(style.CONTENT_WEIGHT[backbone])), round(math.log10(style.STYLE_WEIGHT[backbone]))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -122,9 +129,7 @@ def backbone_panel() -> str:
 
 def apply_backbone() -> None:
     """The chosen network's loss weights (its activations are on their own scale)."""
-    name = st.session_state.sty_backbone
-    st.session_state.sty_cw = int(np.log10(style.CONTENT_WEIGHT[name]))
-    st.session_state.sty_sw = int(np.log10(style.STYLE_WEIGHT[name]))
+    st.session_state.sty_cw, st.session_state.sty_sw = weight_exponents(st.session_state.sty_backbone)
 
 
 # ----- 1. the Gram matrix ---------------------------------------------------------------------------------------
@@ -173,7 +178,7 @@ def gram_tab(backbone: str) -> None:
         return
     series = {tr("style.distance_series", a=picture_name(key), b=picture_name(other)): values}
     with chart:
-        st.plotly_chart(per_layer_bars(series, layer_names(backbone), {"layer": tr("style.block"),
+        st.plotly_chart(per_layer_bars(series, layer_names(), {"layer": tr("style.block"),
                                                                        "axis": tr("style.distance_axis")}),
                         width="stretch", key="sty_distances")
         st.caption(tr("style.distance_caption"))
@@ -199,12 +204,12 @@ def shuffle_tab(backbone: str) -> None:
         return
     right.image(png, caption=tr("style.shuffled", n=pieces * pieces), width="stretch")
     series = {tr("style.change_gram"): grams, tr("style.change_content"): contents}
-    st.plotly_chart(per_layer_bars(series, layer_names(backbone), {"layer": tr("style.block"),
+    st.plotly_chart(per_layer_bars(series, layer_names(), {"layer": tr("style.block"),
                                                                    "axis": tr("style.change_axis")}, percent=True),
                     width="stretch", key="sty_shuffle")
-    deepest = int(np.argmax(np.array(contents) / np.maximum(grams, 1e-12)))
-    st.caption(tr("style.shuffle_caption", layer=deepest + 1, content=contents[deepest], gram=grams[deepest],
-                  times=contents[deepest] / max(grams[deepest], 1e-12)))
+    clearest = int(np.argmax(np.array(contents) / np.maximum(grams, 1e-12)))  # the block that shows it best
+    st.caption(tr("style.shuffle_caption", layer=clearest + 1, content=contents[clearest], gram=grams[clearest],
+                  times=contents[clearest] / max(grams[clearest], 1e-12)))
 
 
 # ----- 3 and 4: runs that paint ------------------------------------------------------------------------------------
@@ -229,10 +234,7 @@ def run_settings() -> None:
 
 
 def layer_weights() -> tuple[float, ...]:
-    try:
-        return tuple(float(w) for w in st.session_state.sty_w.split(","))
-    except ValueError:
-        return (1.0,) * style.LAYERS
+    return tuple(float(st.session_state[f"sty_w{i}"]) for i in range(1, style.LAYERS + 1))
 
 
 def spec_from_widgets(mode: str) -> style.StyleSpec:
@@ -308,9 +310,8 @@ def transfer_tab(backbone: str) -> None:
                             format_func=lambda k: f"1e{k}", help=tr("style.style_weight_help"))
         st.caption(tr("style.layer_weights"))
         columns = st.columns(style.LAYERS)
-        chosen = [column.number_input(tr("style.layer_name", layer=i + 1), 0.0, 10.0, step=0.25, key=f"sty_w{i + 1}")
-                  for i, column in enumerate(columns)]
-        st.session_state.sty_w = ",".join(f"{w:g}" for w in chosen)
+        for i, column in enumerate(columns, start=1):
+            column.number_input(tr("style.layer_name", layer=i), 0.0, 10.0, step=0.25, key=f"sty_w{i}")
         st.radio(tr("style.start"), style.STARTS, key="sty_start", horizontal=True,
                  format_func=lambda s: tr(f"style.start.{s}"), help=tr("style.start_help"))
         if st.session_state.sty_start == "noise" and int(st.session_state.sty_steps) < 150:

@@ -92,3 +92,10 @@ def test_a_link_to_a_rebuild_run_opens_the_layers_tab():
     wait_for(lambda: job_manager().status(run_id)["state"] == "finished", "the run to finish", timeout=120)
     reopened = open_page(PAGE, run=run_id)
     assert reopened.session_state["sty_tab"] == "layers" and "Done: 3 evaluations" in " ".join(texts(reopened.success))
+
+
+def test_a_link_sets_each_blocks_style_weight_and_keeps_them():
+    app = open_page(PAGE, tab="transfer", w="1,0.5,0,0,2")
+    assert [app.number_input(key=f"sty_w{i}").value for i in range(1, 6)] == [1.0, 0.5, 0.0, 0.0, 2.0]
+    app.number_input(key="sty_w3").set_value(0.25).run()
+    assert app.query_params["w"] == "1,0.5,0.25,0,2"  # the link follows the boxes
