@@ -21,7 +21,7 @@ LABS = (
     Lab("convolutions", 2, 12, "pages/conv_lab.py", "🧮", "conv", ("checkerboard",)),
     Lab("style", 2, 13, "pages/style_lab.py", "🎨", "sty", ("style",)),
     Lab("gans", 2, 12, "pages/gan_lab.py", "🌀", "gan", ("gan", "cyclegan")),
-    Lab("restoration", 1, 7, None, "🪄"),
+    Lab("restoration", 1, 7, "pages/restoration_lab.py", "🪄", "rst", ("restore",)),
     Lab("rnn", 1, 7, "pages/rnn_lab.py", "🔁", "rnn", ("rnn",)),
     Lab("bias", 2, 13, "pages/bias_lab.py", "⚖️", "bias"),
     Lab("darknet", 2, 12, "pages/darknet_lab.py", "🏎️", "dark", ("darknet",)),
@@ -44,6 +44,7 @@ SIZERS = {
     "gan": "core.gan.dcgan:size_of_values",
     "cyclegan": "core.gan.cyclegan:size_of_values",
     "style": "core.vision.style:size_of_values",
+    "restore": "core.vision.restore:size_of_values",
 }
 
 # Spec kind -> "module:function" that a worker process imports to train it.
@@ -57,4 +58,5 @@ RUNNERS = {
     "gan": "core.gan.dcgan:run_gan",
     "cyclegan": "core.gan.cyclegan:run_cyclegan",
     "style": "core.vision.style:run_style",
+    "restore": "core.vision.restore:run_restore",
 }

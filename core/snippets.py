@@ -327,3 +327,93 @@ def closure():
 for step in range({steps if optimizer == "adam" else max(1, steps // 20)}):
     optimizer.step(closure)
 '''
+
+
+def restore_snippet(stage: str, backbone: str) -> str:
+    """The loss of one stage of the restoration lab in plain torch and torchvision, and its training step
+    (``model`` is the U-Net, ``batches`` yields (crappy, original) pairs in [0, 1])."""
+    from core.vision.backbone import BLOCK_ENDS
+    from core.vision.feature_loss import LESSON_LAYERS, WEIGHTS
+    if stage == "mse":
+        return '''import torch
+import torch.nn.functional as F
+
+optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], betas=(0.9, 0.99))
+for crappy, original in batches:
+    loss = F.mse_loss(model(crappy), original)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+'''
+    if stage == "gan":
+        return '''import torch
+import torch.nn.functional as F
+
+bce = F.binary_cross_entropy_with_logits
+mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+g_opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4, betas=(0.0, 0.99))
+c_opt = torch.optim.Adam(critic.parameters(), lr=1e-4, betas=(0.0, 0.99))
+training = "generator"
+for crappy, original in batches:
+    if training == "critic":
+        real, fake = critic((original - mean) / std), critic((model(crappy).detach() - mean) / std)
+        loss = (bce(real, torch.ones_like(real)) + bce(fake, torch.zeros_like(fake))) / 2
+        c_opt.zero_grad(); loss.backward(); c_opt.step()
+        if loss.item() < 0.65:  # AdaptiveGANSwitcher(critic_thresh=0.65)
+            training = "generator"
+    else:
+        restored = model(crappy)
+        verdict = critic((restored - mean) / std)
+        loss = 1 * bce(verdict, torch.ones_like(verdict)) + 50 * F.mse_loss(restored, original)
+        g_opt.zero_grad(); loss.backward(); g_opt.step()
+        training = "critic"  # after every generator step
+'''
+    network = ("torchvision.models.vgg16_bn(weights='IMAGENET1K_V1').features" if backbone == "vgg16_bn" else
+               "torchvision.models.mobilenet_v2(weights='IMAGENET1K_V1').features")
+    layers = [BLOCK_ENDS[backbone][i] for i in LESSON_LAYERS]
+    feature_weights, gram_weights = WEIGHTS[backbone]
+    return f'''import torch
+import torch.nn.functional as F
+import torchvision
+
+net = {network}.eval().requires_grad_(False)
+layers = {layers}  # just before three of the drops in resolution
+feature_weights, gram_weights = {list(feature_weights)}, {[float(f"{w:.4g}") for w in gram_weights]}
+mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+
+def features(x):
+    saved, hooks = {{}}, [net[i].register_forward_hook(lambda m, inp, out, i=i: saved.__setitem__(i, out))
+                          for i in layers]
+    try:
+        net[: layers[-1] + 1]((x - mean) / std)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return [saved[i] for i in layers]
+
+
+def gram(x):
+    b, c, h, w = x.shape
+    f = x.reshape(b, c, h * w)
+    return f @ f.transpose(1, 2) / (c * h * w)
+
+
+def feature_loss(restored, original):
+    with torch.no_grad():
+        wanted = features(original)
+    found = features(restored)
+    return (F.l1_loss(restored, original)
+            + sum(w * F.l1_loss(a, b) for a, b, w in zip(found, wanted, feature_weights))
+            + sum(w * F.l1_loss(gram(a), gram(b)) for a, b, w in zip(found, wanted, gram_weights)))
+
+
+optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], betas=(0.9, 0.99))
+for crappy, original in batches:
+    loss = feature_loss(model(crappy), original)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+'''

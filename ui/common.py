@@ -25,6 +25,7 @@ from core.labs import RUNNERS, SIZERS, Lab
 from core.ray_worker import manager_for_ray, ray_settings_from_env
 from core.run_view import ReplayView, RunView
 from core.runs import RunStore
+from core.vision.backbone import download_weights
 
 PASSWORD_VARIABLE = "PLAYGROUND_INSTRUCTOR_PASSWORD"
 # How often a live panel redraws while its run goes on. Each redraw rebuilds the page's charts in the server
@@ -153,6 +154,20 @@ def sizes_in_words(value: Any) -> Any:
     if not all(name in SIZES for name in names):
         return value
     return tr("list.separator").join(tr(f"preset.{name}") for name in names)
+
+
+def weights_download_button(container, label: str, name: str, key: str) -> None:
+    """A button that fetches a network's ImageNet weights (on a host with internet); offline, the error says where
+    to put the file instead. The page runs again with the network available."""
+    if not container.button(label, key=key):
+        return
+    try:
+        with st.spinner(tr("style.downloading")):
+            download_weights(name)
+    except UserError as error:
+        show_user_error(error)
+    else:
+        st.rerun()
 
 
 def checked(build_spec: Callable[[], Any]) -> Any | None:

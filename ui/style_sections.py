@@ -15,7 +15,7 @@ from core.vision.images import PAINTINGS, PHOTOS, SHIPPED, save_upload, square_t
 from core.vision.style_figures import LOSS_LABEL_KEYS, feature_maps_png, gram_heatmap, losses_figure, per_layer_bars
 from ui.common import (LIVE_REFRESH_SECONDS,
                        cached_run_view, checked, job_manager, scrubbed_picture, show_run_state, show_user_error, tr,
-                       train_and_cancel, visible_runs)
+                       train_and_cancel, visible_runs, weights_download_button)
 
 TABS = ("gram", "shuffle", "layers", "transfer")
 EXPLORE_SIZE = 224  # the explorer's pictures: the size the networks were trained at
@@ -31,15 +31,16 @@ def picture_name(key: str) -> str:
     return tr("style.picture.upload", digest=key.split(":")[1][:6])
 
 
-def picture_choices(kind: str | None = None) -> list[str]:
-    """Shipped pictures (paintings first for a style, photos first for a content) and this browser's uploads."""
-    shipped = list(PAINTINGS + PHOTOS) if kind == "style" else list(PHOTOS + PAINTINGS)
-    return shipped + st.session_state.setdefault("sty_uploads", [])
+def picture_choices(kind: str | None, uploads: str) -> list[str]:
+    """Shipped pictures (paintings first for a style, photos first for a content, photos alone for a photo) and
+    this browser's uploads (kept under ``uploads``)."""
+    shipped = {"style": PAINTINGS + PHOTOS, "photo": PHOTOS}.get(kind, PHOTOS + PAINTINGS)
+    return list(shipped) + st.session_state.setdefault(uploads, [])
 
 
-def picture_picker(label: str, key: str, kind: str | None = None) -> str:
-    """A picture chooser with an upload beside it; an upload becomes the choice."""
-    choices = picture_choices(kind)
+def picture_picker(label: str, key: str, kind: str | None = None, uploads: str = "sty_uploads") -> str:
+    """A picture chooser with an upload beside it; an upload becomes the choice (and joins ``uploads``)."""
+    choices = picture_choices(kind, uploads)
     if st.session_state.get(key) not in choices:
         choices.append(st.session_state[key])  # a link's upload kept on this server
     st.selectbox(label, choices, key=key, format_func=picture_name)
@@ -52,16 +53,16 @@ def picture_picker(label: str, key: str, kind: str | None = None) -> str:
         except UserError as error:
             show_user_error(error)
         else:
-            if added not in st.session_state.sty_uploads:
-                st.session_state.sty_uploads.append(added)
+            if added not in st.session_state[uploads]:
+                st.session_state[uploads].append(added)
             st.session_state[f"{key}_pending"] = added
             st.rerun()  # the selectbox is drawn: it takes the new value on the next run
     return st.session_state[key]
 
 
-def apply_pending_uploads() -> None:
+def apply_pending_uploads(keys: tuple[str, ...] = ("sty_image", "sty_other", "sty_content", "sty_style")) -> None:
     """An upload chosen on the last run becomes its picker's value before the picker is drawn."""
-    for key in ("sty_image", "sty_other", "sty_content", "sty_style"):
+    for key in keys:
         if (pending := st.session_state.pop(f"{key}_pending", None)) is not None:
             st.session_state[key] = pending
 
@@ -116,14 +117,8 @@ def backbone_panel() -> str:
     right.caption(tr(f"style.backbone_about.{chosen}"))
     if chosen == "random":
         right.warning(tr("style.random_warning"), icon="🧪")
-    if "vgg16_bn" not in names and right.button(tr("style.download_vgg"), key="sty_download"):
-        try:
-            with st.spinner(tr("style.downloading")):
-                backbones.download_vgg16_bn()
-        except UserError as error:
-            show_user_error(error)
-        else:
-            st.rerun()
+    if "vgg16_bn" not in names:
+        weights_download_button(right, tr("style.download_vgg"), "vgg16_bn", "sty_download")
     return chosen
 
 

@@ -44,8 +44,8 @@ def upsampler_layer(upsampler: str, in_channels: int, out_channels: int) -> nn.M
         return nn.ConvTranspose2d(in_channels, out_channels, 3, stride=2, padding=1, output_padding=1)
     if upsampler == "deconv4":  # DCGAN's layer: kernel 4 is divisible by stride 2, every cell gets 4
         return nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1)
-    if upsampler == "nearest":
-        return nn.Sequential(nn.Upsample(scale_factor=SCALE, mode="nearest"),
+    if upsampler in ("nearest", "bilinear"):  # bilinear: the restoration lab's U-Net offers it too
+        return nn.Sequential(nn.Upsample(scale_factor=SCALE, mode=upsampler),
                              nn.Conv2d(in_channels, out_channels, 3, padding=1))
     if upsampler in ("shuffle", "shuffle_icnr"):
         return pixel_shuffle_upsampler(in_channels, out_channels, icnr=upsampler == "shuffle_icnr")

