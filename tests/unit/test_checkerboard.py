@@ -49,7 +49,7 @@ def test_icnr_copies_one_kernel_to_each_group_of_sub_pixel_channels():
 
 def test_an_unknown_upsampler_is_refused():
     with pytest.raises(ValueError, match="Unknown upsampler"):
-        upsampling_generator("bilinear")
+        upsampling_generator("bicubic")
 
 
 # ----- measuring the artefact --------------------------------------------------------------------------

@@ -20,7 +20,8 @@ from core.errors import RunCancelled, UserError
 from core.models.restore_critic import blocks_for, gan_critic
 from core.models.unet import UPSAMPLERS, unet
 from core.vision import backbone as backbones
-from core.vision import images, restore_data
+from core.train import DeviceConfig
+from core.vision import images, restore, restore_data
 from core.vision.crappify import Recipe, crappify
 from core.vision.feature_loss import FeatureLoss
 from core.vision.restore import (AdaptiveSwitcher, architecture_table, critic_loss, generator_loss, preset_spec,
@@ -266,6 +267,17 @@ def test_the_run_weights_load_back_trained_with_the_encoder_untouched(tiny_run, 
     encoder = [value for stage in model.encoder for value in stage.state_dict().values()]
     imagenet = list(net.features.state_dict().values())
     assert len(encoder) == len(imagenet) and all(torch.equal(a, b) for a, b in zip(encoder, imagenet))
+
+
+def test_the_gpu_path_mixed_precision_and_channels_last_runs_every_stage(monkeypatch):
+    """What a GPU gets (autocast, channels_last, a GradScaler per optimizer), tried on the CPU with bfloat16."""
+    gpu_like = DeviceConfig(torch.device("cpu"), amp_dtype=torch.bfloat16, channels_last=True)
+    monkeypatch.setattr(restore.DeviceConfig, "auto", classmethod(lambda cls: gpu_like))
+    context = RecordingContext()
+    run_restore(tiny_spec().to_dict(), context)
+    rows = context.of("metrics")
+    assert rows[-1]["stage"] == "gan" and all(np.isfinite(row.get("psnr", 0)) for row in rows)
+    assert set(context.of("result")[0]["stages"]) == {"mse", "feature", "gan"}
 
 
 @pytest.mark.parametrize("changes, stage", [({}, "mse"), ({"mse_steps": 0, "feature_steps": 0}, "gan")])
