@@ -338,12 +338,14 @@ def restore_snippet(stage: str, backbone: str) -> str:
         return '''import torch
 import torch.nn.functional as F
 
-optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], betas=(0.9, 0.99))
+optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3, betas=(0.9, 0.99))
+schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=len(batches), pct_start=0.8)
 for crappy, original in batches:
     loss = F.mse_loss(model(crappy), original)
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
+    schedule.step()
 '''
     if stage == "gan":
         return '''import torch
@@ -410,10 +412,12 @@ def feature_loss(restored, original):
             + sum(w * F.l1_loss(gram(a), gram(b)) for a, b, w in zip(found, wanted, gram_weights)))
 
 
-optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], betas=(0.9, 0.99))
+optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3, betas=(0.9, 0.99))
+schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=len(batches), pct_start=0.8)
 for crappy, original in batches:
     loss = feature_loss(model(crappy), original)
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
+    schedule.step()
 '''

@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 from PIL import Image
 
+from core.i18n import duration
 from core.models.unet import UPSAMPLERS, available_encoders
 from core.snippets import restore_snippet
 from core.vision import restore, restore_data
@@ -12,7 +13,8 @@ from core.vision.images import load_picture, tensor_png
 from core.vision.restore_figures import (LOSS_LABEL_KEYS, QUALITY_LABEL_KEYS, losses_figure, quality_figure,
                                          stage_table, unet_figure)
 from core.viz import png_bytes
-from ui.common import (LIVE_REFRESH_SECONDS, cached_run_view, checked, job_manager, scrubbed_picture, show_run_state,
+from ui.common import (LIVE_REFRESH_SECONDS, cached_run_view, checked, job_manager, language, scrubbed_picture,
+                       show_run_state,
                        tr, train_and_cancel, visible_runs, weights_download_button, when)
 from ui.style_sections import apply_pending_uploads, picture_picker
 
@@ -36,6 +38,7 @@ def crappified(key: str, recipe: Recipe, seed: int) -> dict:
     return {"original": png_bytes(picture), "size": picture.size, "crappy": png_bytes(made.picture),
             "crappy_shown": png_bytes(shown),
             "crappy_size": made.picture.size, "quality": made.quality, "position": made.position,
+            "enlarged": recipe.short_side > min(picture.size),
             "jpeg_bytes": made.jpeg_bytes}
 
 
@@ -68,7 +71,8 @@ def crappify_tab() -> None:
         where = made["position"]
         right.caption(tr("restore.crappy_caption", width=made["crappy_size"][0], height=made["crappy_size"][1],
                          quality=made["quality"], kb=made["jpeg_bytes"] / 1000) +
-                      (" " + tr("restore.number_at", x=where[0], y=where[1]) if where else ""))
+                      (" " + tr("restore.number_at", x=where[0], y=where[1]) if where else "") +
+                      (" " + tr("restore.enlarged") if made["enlarged"] else ""))
         right.download_button(tr("restore.download_crappy"), made["crappy"], file_name=f"crappy-{key}.png",
                               mime="image/png", on_click="ignore")
         st.info(tr("restore.crappify_lesson"), icon="🎓")
@@ -119,7 +123,9 @@ def unet_tab() -> None:
     shown = table[["part", "shape", "skip_from", "params", "trainable"]].rename(columns={
         "part": tr("restore.column.part"), "shape": tr("restore.column.shape"), "skip_from": tr("restore.column.skip"),
         "params": tr("restore.column.params"), "trainable": tr("restore.column.trainable")})
-    st.dataframe(shown, hide_index=True, width="stretch")
+    numbers = st.column_config.NumberColumn(format="localized")
+    st.dataframe(shown, hide_index=True, width="stretch", height=35 * (len(shown) + 1) + 3,
+                 column_config={tr("restore.column.params"): numbers, tr("restore.column.trainable"): numbers})
     st.caption(tr("restore.param_totals", total=int(table["params"].sum()), trainable=int(table["trainable"].sum())))
 
 
@@ -150,7 +156,8 @@ def estimate_caption(spec: restore.RestoreSpec | None) -> float | None:
     device = manager.info.get("device", "")
     seconds = restore.estimate_seconds(spec, manager.info, restore.readable_runs(visible_runs(restore.KIND)), device)
     st.caption(tr("device.measuring") if seconds is None else
-               tr("restore.estimate", size=spec.size, crops=spec.train_crops, seconds=max(seconds, 1), device=device))
+               tr("restore.estimate", size=spec.size, crops=spec.train_crops, time=duration(seconds, language()),
+                  device=device))
     if seconds is not None and spec.preset == "lecture" and device == "CPU":
         st.warning(tr("restore.lecture_on_cpu"), icon="🐢")
     return seconds
@@ -191,7 +198,7 @@ def train_tab() -> None:
     with about:
         st.markdown(tr("restore.stages_about"))
     st.divider()
-    live_panel(watching)
+    live_panel(watching, spec)
     with st.expander(tr("mnist.code")):
         stage = st.radio(tr("restore.code_stage"), restore.STAGES, key="rst_code", horizontal=True,
                          format_func=lambda s: tr(f"restore.stage.{s}"))
@@ -212,7 +219,7 @@ def stage_labels() -> dict[str, str]:
     return {stage: tr(f"restore.stage.{stage}") for stage in restore.STAGES}
 
 
-def live_panel(watching: bool) -> None:
+def live_panel(watching: bool, spec: restore.RestoreSpec | None) -> None:
     @st.fragment(run_every=LIVE_REFRESH_SECONDS if watching else None)
     def panel() -> None:
         run_id = st.session_state.get("rst_run_id")
@@ -220,8 +227,13 @@ def live_panel(watching: bool) -> None:
             st.info(tr("restore.press_train"), icon="👆")
             return
         view = cached_run_view("rst", run_id)
-        if show_run_state(view, progress_text, finished_text, run_key="rst_run_id") is None:
+        status = show_run_state(view, progress_text, finished_text, run_key="rst_run_id")
+        if status is None:
             return
+        if spec is not None and status["spec"] != spec.to_dict():
+            shown = restore.RestoreSpec(**{k: v for k, v in status["spec"].items() if k in spec.to_dict()})
+            st.caption(tr("restore.other_settings", run=run_id, preset=tr(f"restore.preset.{shown.preset}"),
+                          steps=sum(shown.stage_steps(s) for s in restore.STAGES)))
         picture, charts = st.columns([1, 1.6], gap="large")
         with picture:
             shown = scrubbed_picture(view, "rst_scrub", tr("restore.scrubber"),
@@ -245,7 +257,9 @@ def live_panel(watching: bool) -> None:
         if view.result:
             labels = {**stage_labels(), "bicubic": tr("restore.chart.bicubic"), "stage": tr("restore.column.stage"),
                       "psnr": tr("restore.chart.psnr"), "ssim": tr("restore.chart.ssim")}
-            st.dataframe(stage_table(view.result, labels), hide_index=True, width=480)
+            st.dataframe(stage_table(view.result, labels), hide_index=True, width=480, column_config={
+                labels["psnr"]: st.column_config.NumberColumn(format="%.2f"),
+                labels["ssim"]: st.column_config.NumberColumn(format="%.3f")})
             st.caption(verdict(view.result))
         if watching and not view.active:
             st.rerun()  # the run ended: the whole page, so that the button is enabled again
@@ -280,9 +294,12 @@ def trained_model(run_id: str):
 
 
 def run_label(run: dict) -> str:
-    stages = (run.get("result") or {}).get("stages", {})
+    result = run.get("result") or {}
+    stages = result.get("stages", {})
     done = " → ".join(tr(f"restore.stage.{s}") for s in stages)
-    return tr("restore.run_label", run=run["id"], when=when(run.get("created")), stages=done or "–")
+    gain = max((v["psnr"] for v in stages.values()), default=0) - result.get("bicubic", {}).get("psnr", 0)
+    return tr("restore.run_label", preset=tr(f"restore.preset.{run['spec']['preset']}"), stages=done or "–",
+              gain=gain, when=when(run.get("created")))
 
 
 def restore_tab() -> None:
@@ -312,8 +329,11 @@ def restore_tab() -> None:
         columns = st.columns(3)
         for column, name in zip(columns, ("bicubic", "restored", "original")):
             column.image(made[name], width="stretch")
-            numbers = made["quality"].get(name)
-            column.caption(tr(f"restore.photo_caption.{name}", **(numbers or {})))
+            numbers = made["quality"].get(name) or {}
+            gain = numbers.get("psnr", 0) - made["quality"]["bicubic"]["psnr"]
+            column.caption(tr(f"restore.photo_caption.{name}", gain=gain, **numbers))
+        if made["quality"]["restored"]["psnr"] < made["quality"]["bicubic"]["psnr"]:
+            st.info(tr("restore.below_bicubic"), icon="💡")
         columns[1].download_button(tr("restore.download_restored"), made["restored"], file_name=f"restored-{key}.png",
                                    mime="image/png", on_click="ignore")
         st.caption(tr("restore.photo_note", side=made["side"], shrink=spec.shrink, size=spec.size))

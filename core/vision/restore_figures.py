@@ -44,7 +44,9 @@ def losses_figure(frame: pd.DataFrame, labels: dict[str, str]) -> go.Figure:
         part = thinned(frame[frame["stage"] == stage])
         if column in part and not part[column].isna().all():
             name = labels[column] if column != "loss" else f"{labels['loss']} ({labels[stage]})"
-            figure.add_trace(go.Scatter(x=part["step"], y=part[column], name=name, mode="lines",
+            points = part[column].notna().sum()  # a lone point (one generator step) draws no line: a marker
+            figure.add_trace(go.Scatter(x=part["step"], y=part[column], name=name,
+                                        mode="lines+markers" if points < 20 else "lines", marker={"size": 5},
                                         connectgaps=True, line={"color": STAGE_COLOURS[stage], "dash": dash,
                                                                 "width": 2 if dash is None else 1.5}))
     shade_stages(figure, frame, labels)
@@ -109,7 +111,8 @@ def unet_figure(table: pd.DataFrame, labels: dict[str, str]) -> go.Figure:
                   "output": "grey"}[row["side"]]
         figure.add_trace(go.Scatter(x=[x], y=[y], mode="markers+text", marker={"size": 18 + row["channels"] ** 0.5,
                                     "color": colour, "symbol": "square"}, text=[f"{row['part']}<br>{row['shape']}"],
-                                    textposition="bottom center", hoverinfo="text", showlegend=False,
+                                    textposition="top center" if row["side"] in ("decoder", "output") and y == 0
+                                    else "bottom center", hoverinfo="text", showlegend=False,
                                     hovertext=f"{row['part']}: {row['shape']}, {row['params']:,} {labels['params']}"))
     xs, ys = zip(*positions)
     figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"color": "lightgrey"}, showlegend=False,

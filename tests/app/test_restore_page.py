@@ -85,6 +85,8 @@ def test_a_quick_run_trains_three_stages_then_restores_a_photo():
     assert "Best PSNR after" in everything(app)
     app.radio(key="rst_code").set_value("feature").run()
     assert "def feature_loss(restored, original)" in app.code[0].value
+    app.radio(key="rst_preset").set_value("demo").run()  # the results shown are no longer those of the settings
+    assert f"These are the results of run {run_id} (Quick (32 px), 10 steps)" in everything(app)
 
     restored = open_page(PAGE, tab="restore", rphoto="coffee")
     assert restored.selectbox(key="rst_model").value == run_id
