@@ -156,6 +156,14 @@ def sizes_in_words(value: Any) -> Any:
     return tr("list.separator").join(tr(f"preset.{name}") for name in names)
 
 
+def lab_estimate(spec, estimate_seconds: Callable, readable_runs: Callable, kind: str) -> tuple[float | None, str]:
+    """A lab's expected seconds for ``spec`` on this server's device (None while the worker still measures it),
+    from ``estimate_seconds(spec, info, runs, device)`` over the runs this browser may list; and the device."""
+    manager = job_manager()
+    device = manager.info.get("device", "")
+    return estimate_seconds(spec, manager.info, readable_runs(visible_runs(kind)), device), device
+
+
 def weights_download_button(container, label: str, name: str, key: str) -> None:
     """A button that fetches a network's ImageNet weights (on a host with internet); offline, the error says where
     to put the file instead. The page runs again with the network available."""

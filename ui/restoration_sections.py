@@ -13,9 +13,9 @@ from core.vision.images import load_picture, tensor_png
 from core.vision.restore_figures import (LOSS_LABEL_KEYS, QUALITY_LABEL_KEYS, losses_figure, quality_figure,
                                          stage_table, unet_figure)
 from core.viz import png_bytes
-from ui.common import (LIVE_REFRESH_SECONDS, cached_run_view, checked, job_manager, language, scrubbed_picture,
-                       show_run_state,
-                       tr, train_and_cancel, visible_runs, weights_download_button, when)
+from ui.common import (LIVE_REFRESH_SECONDS, cached_run_view, checked, job_manager, lab_estimate, language,
+                       scrubbed_picture, show_run_state, tr, train_and_cancel, visible_runs, weights_download_button,
+                       when)
 from ui.style_sections import apply_pending_uploads, picture_picker
 
 TABS = ("crappify", "unet", "train", "restore")
@@ -152,9 +152,7 @@ def spec_from_widgets() -> restore.RestoreSpec:
 def estimate_caption(spec: restore.RestoreSpec | None) -> float | None:
     if spec is None:
         return None
-    manager = job_manager()
-    device = manager.info.get("device", "")
-    seconds = restore.estimate_seconds(spec, manager.info, restore.readable_runs(visible_runs(restore.KIND)), device)
+    seconds, device = lab_estimate(spec, restore.estimate_seconds, restore.readable_runs, restore.KIND)
     st.caption(tr("device.measuring") if seconds is None else
                tr("restore.estimate", size=spec.size, crops=spec.train_crops, time=duration(seconds, language()),
                   device=device))

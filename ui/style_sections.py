@@ -13,9 +13,8 @@ from core.vision import backbone as backbones
 from core.vision import style
 from core.vision.images import PAINTINGS, PHOTOS, SHIPPED, save_upload, square_tensor, tensor_png
 from core.vision.style_figures import LOSS_LABEL_KEYS, feature_maps_png, gram_heatmap, losses_figure, per_layer_bars
-from ui.common import (LIVE_REFRESH_SECONDS,
-                       cached_run_view, checked, job_manager, scrubbed_picture, show_run_state, show_user_error, tr,
-                       train_and_cancel, visible_runs, weights_download_button)
+from ui.common import (LIVE_REFRESH_SECONDS, cached_run_view, checked, lab_estimate, scrubbed_picture, show_run_state,
+                       show_user_error, tr, train_and_cancel, weights_download_button)
 
 TABS = ("gram", "shuffle", "layers", "transfer")
 EXPLORE_SIZE = 224  # the explorer's pictures: the size the networks were trained at
@@ -252,9 +251,7 @@ def spec_from_widgets(mode: str) -> style.StyleSpec:
 def estimate_caption(spec: style.StyleSpec | None) -> float | None:
     if spec is None:
         return None
-    manager = job_manager()
-    device = manager.info.get("device", "")
-    seconds = style.estimate_seconds(spec, manager.info, style.readable_runs(visible_runs(style.KIND)), device)
+    seconds, device = lab_estimate(spec, style.estimate_seconds, style.readable_runs, style.KIND)
     st.caption(tr("device.measuring") if seconds is None else
                tr("style.estimate", steps=spec.steps, size=spec.size, seconds=max(seconds, 1), device=device))
     if seconds is not None and spec.size >= 512 and device == "CPU":

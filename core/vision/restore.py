@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 from torchvision.utils import make_grid
 
 from core import classroom, specs
@@ -237,6 +236,9 @@ def restore(model: nn.Module, crappy: torch.Tensor, batch_size: int = 64) -> tor
 
 def quality(pictures: torch.Tensor, originals: torch.Tensor) -> dict[str, float]:
     """PSNR (dB, higher is closer) and SSIM (1 is identical) against the originals."""
+    # imported here: torchmetrics takes 1.5 s to import, which every worker would pay at start-up for every lab
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
     pictures, originals = pictures.clamp(0, 1).float(), originals.float()
     return {"psnr": peak_signal_noise_ratio(pictures, originals, data_range=1.0).item(),
             "ssim": structural_similarity_index_measure(pictures, originals, data_range=1.0).item()}
@@ -478,7 +480,7 @@ def seconds_per_work(repeats: int = 2) -> float:
     """The fastest of a few real stage-1 steps at the quick size, in seconds per unit of ``step_work``."""
     spec = preset_spec("quick", encoder="mobilenet_v2" if "mobilenet_v2" in backbones.available() else "random")
     device = DeviceConfig.auto()
-    model = device.prepare_model(unet(spec.encoder, spec.upsample))
+    model = device.prepare_model(unet(spec.encoder, spec.upsample, pretrained=False))  # the same work, no loading
     pictures = device.prepare_images(torch.rand(spec.batch_size, 3, spec.size, spec.size))
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad])
     scaler = device.grad_scaler()
