@@ -229,9 +229,9 @@ def live_panel(watching: bool, spec: restore.RestoreSpec | None) -> None:
         if status is None:
             return
         if spec is not None and status["spec"] != spec.to_dict():
-            shown = restore.RestoreSpec(**{k: v for k, v in status["spec"].items() if k in spec.to_dict()})
-            st.caption(tr("restore.other_settings", run=run_id, preset=tr(f"restore.preset.{shown.preset}"),
-                          steps=sum(shown.stage_steps(s) for s in restore.STAGES)))
+            run_spec = restore.RestoreSpec(**{k: v for k, v in status["spec"].items() if k in spec.to_dict()})
+            st.caption(tr("restore.other_settings", run=run_id, preset=tr(f"restore.preset.{run_spec.preset}"),
+                          steps=sum(run_spec.stage_steps(s) for s in restore.STAGES)))
         picture, charts = st.columns([1, 1.6], gap="large")
         with picture:
             shown = scrubbed_picture(view, "rst_scrub", tr("restore.scrubber"),
@@ -278,8 +278,7 @@ def verdict(result: dict) -> str:
 
 # ----- 4. restore your photo ----------------------------------------------------------------------------------
 def finished_runs() -> list[dict]:
-    runs = [run for run in restore.readable_runs(visible_runs(restore.KIND)) if run.get("state") == "finished"]
-    return runs
+    return [run for run in restore.readable_runs(visible_runs(restore.KIND)) if run.get("state") == "finished"]
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)

@@ -84,7 +84,7 @@ class Unet(nn.Module):
     def forward(self, pictures: torch.Tensor) -> torch.Tensor:
         height, width = pictures.shape[-2:]
         padded = F.pad(pictures, (0, -width % DOWNSAMPLING, 0, -height % DOWNSAMPLING), mode="replicate")
-        x, skips = normalise(padded), []
+        x, skips = backbones.normalise(padded), []
         for stage in self.encoder:
             x = stage(x)
             skips.append(x)
@@ -93,12 +93,6 @@ class Unet(nn.Module):
             x = block(x, skip)
         x = torch.cat([F.relu(self.last_up(x)), padded], dim=1)
         return torch.sigmoid(torch.logit(padded, eps=1e-3) + self.head(x))[..., :height, :width]
-
-
-def normalise(pictures: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(backbones.IMAGENET_MEAN, device=pictures.device, dtype=pictures.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(backbones.IMAGENET_STD, device=pictures.device, dtype=pictures.dtype).view(1, 3, 1, 1)
-    return (pictures - mean) / std
 
 
 def available_encoders() -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from torch import nn
 from torchvision.models import MobileNet_V2_Weights, ResNet34_Weights, VGG16_BN_Weights
 
 from core.errors import UserError
+from core.train import DeviceConfig
 
 BACKBONES = ("vgg16_bn", "mobilenet_v2", "random")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -35,11 +36,13 @@ class Backbone:
     features: nn.Sequential  # frozen, in eval mode, cut after the last block end
     block_ends: tuple[int, ...]  # indices into ``features`` whose outputs the labs compare
 
-    def normalise(self, pictures: torch.Tensor) -> torch.Tensor:
-        """Pictures in [0, 1] as the ImageNet-trained network expects them."""
-        mean = torch.tensor(IMAGENET_MEAN, device=pictures.device).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD, device=pictures.device).view(1, 3, 1, 1)
-        return (pictures - mean) / std
+
+
+def normalise(pictures: torch.Tensor) -> torch.Tensor:
+    """Pictures in [0, 1] as an ImageNet-trained network expects them."""
+    mean = torch.tensor(IMAGENET_MEAN, device=pictures.device, dtype=pictures.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=pictures.device, dtype=pictures.dtype).view(1, 3, 1, 1)
+    return (pictures - mean) / std
 
 
 def cached_weights_file(weights) -> Path:
@@ -123,3 +126,11 @@ def load(name: str) -> Backbone:
     block_ends = BLOCK_ENDS[name]
     features = _network(name)[: block_ends[-1] + 1].eval().requires_grad_(False)
     return Backbone(name, features, block_ends)
+
+
+def load_on(name: str, device: DeviceConfig) -> Backbone:
+    """``load(name)`` moved onto the device, in its memory format: the cached network itself, moved in place (a
+    worker process uses one device)."""
+    backbone = load(name)
+    device.prepare_model(backbone.features)
+    return backbone

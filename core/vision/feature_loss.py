@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.vision.backbone import Backbone
+from core.vision.backbone import Backbone, normalise
 from core.vision.style import SaveFeatures, gram_matrix
 
 LESSON_LAYERS = (2, 3, 4)  # of the backbone's five block ends: VGG16-BN's [22, 32, 42]
@@ -41,7 +41,7 @@ class FeatureLoss(nn.Module):
 
     def features(self, pictures: torch.Tensor) -> list[torch.Tensor]:
         with SaveFeatures(self.modules_watched) as saved:
-            self.backbone.features(self.backbone.normalise(pictures))
+            self.backbone.features(normalise(pictures))
         return [f.float() for f in saved.features]
 
     def forward(self, restored: torch.Tensor, original: torch.Tensor) -> torch.Tensor:

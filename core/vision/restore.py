@@ -25,7 +25,7 @@ from torchvision.utils import make_grid
 from core import classroom, specs
 from core.errors import RunCancelled, TrainingDiverged, UserError
 from core.models.restore_critic import blocks_for, gan_critic
-from core.models.unet import ENCODERS, UPSAMPLERS, Unet, available_encoders, normalise, unet
+from core.models.unet import ENCODERS, UPSAMPLERS, Unet, available_encoders, unet
 from core.specs import spec_from_values
 from core.train import (CancelCheck, Callback, DeviceConfig, Learner, NaNGuard, OneCycle, TensorBatches,
                         fastest_seconds, weights_bytes, with_weights)
@@ -125,10 +125,11 @@ def validate(spec: RestoreSpec) -> RestoreSpec:
     whole = ("size", "train_crops", "valid_crops", "batch_size", "mse_steps", "feature_steps", "critic_steps",
              "gan_steps", "critic_width", "quality_low", "quality_high", "seed")
     specs.check_whole_numbers(spec, whole)
-    for name in ("lr", "gan_lr", "shrink", "critic_dropout"):
+    specs.check_lr_is_number(spec.lr)
+    specs.check_lr_is_number(spec.gan_lr)
+    for name in ("shrink", "critic_dropout"):
         if not specs.is_number(getattr(spec, name)):
-            raise UserError("check.lr_not_a_number", "The learning rate must be a number (got {lr}).",
-                            lr=getattr(spec, name))
+            raise UserError("spec.bad", "These settings cannot be used: {error}", error=f"{name} must be a number")
     specs.check_ranges((("size", spec.size, 32, 512), ("train_crops", spec.train_crops, 8, MAX_CROPS),
                         ("valid_crops", spec.valid_crops, 4, 500), ("batch_size", spec.batch_size, 2, 128),
                         ("mse_steps", spec.mse_steps, 0, MAX_STEPS),
@@ -209,14 +210,14 @@ class AdaptiveSwitcher:
 def critic_loss(critic: nn.Module, original: torch.Tensor, restored: torch.Tensor) -> torch.Tensor:
     """BCE of the critic's patches: originals are 1, restored ones 0 (the mean of the two, as fastai's). The
     critic sees pictures normalised with ImageNet's statistics, as the lesson's data were."""
-    real, fake = critic(normalise(original)), critic(normalise(restored.detach()))
+    real, fake = critic(backbones.normalise(original)), critic(backbones.normalise(restored.detach()))
     return (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
             + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))) / 2
 
 
 def generator_loss(critic: nn.Module, restored: torch.Tensor, original: torch.Tensor) -> tuple[torch.Tensor, float]:
     """1 × (the critic should call it real) + 50 × pixel MSE; also the critic's term alone."""
-    verdict = critic(normalise(restored))
+    verdict = critic(backbones.normalise(restored))
     fooling = F.binary_cross_entropy_with_logits(verdict, torch.ones_like(verdict))
     return GENERATOR_WEIGHTS[0] * fooling + GENERATOR_WEIGHTS[1] * F.mse_loss(restored, original), fooling.item()
 
@@ -357,17 +358,11 @@ class StageRows(Callback):
 def fit_stage(spec: RestoreSpec, stage: str, model: Unet, batches: TensorBatches, progress: Progress,
               device: DeviceConfig) -> None:
     """Stage 1 (MSE) or 2 (feature loss): a one-cycle fit of the U-Net's trainable parameters."""
-    loss_fn = F.mse_loss if stage == "mse" else FeatureLoss(device_backbone(spec.feature_backbone, device))
+    loss_fn = F.mse_loss if stage == "mse" else FeatureLoss(backbones.load_on(spec.feature_backbone, device))
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=spec.lr, betas=(0.9, 0.99))
     callbacks = [CancelCheck(progress.context.cancelled), OneCycle(spec.lr, LESSON_PCT_START), NaNGuard(),
                  StageRows(progress, stage, loss_fn if stage == "feature" else None)]
     Learner(model, batches, optimizer, callbacks, device, loss_fn).fit(spec.stage_steps(stage) / len(batches))
-
-
-def device_backbone(name: str, device: DeviceConfig) -> backbones.Backbone:
-    backbone = backbones.load(name)
-    device.prepare_model(backbone.features)  # the cached network, moved in place: one device per worker
-    return backbone
 
 
 def gan_stage(spec: RestoreSpec, model: Unet, batches: TensorBatches, progress: Progress,
@@ -478,7 +473,7 @@ def restore_photo(model: nn.Module, spec: RestoreSpec, picture: Image.Image, see
 
 def seconds_per_work(repeats: int = 2) -> float:
     """The fastest of a few real stage-1 steps at the quick size, in seconds per unit of ``step_work``."""
-    spec = preset_spec("quick", encoder="mobilenet_v2" if "mobilenet_v2" in backbones.available() else "random")
+    spec = preset_spec("quick", encoder="mobilenet_v2")
     device = DeviceConfig.auto()
     model = device.prepare_model(unet(spec.encoder, spec.upsample, pretrained=False))  # the same work, no loading
     pictures = device.prepare_images(torch.rand(spec.batch_size, 3, spec.size, spec.size))
@@ -495,5 +490,5 @@ def seconds_per_work(repeats: int = 2) -> float:
 
 
 def warm_up() -> dict:
-    """Run once by each worker process: time a stage-1 step (it also loads the encoder)."""
+    """Run once by each worker process: time a stage-1 step."""
     return {"restore_seconds_per_work": seconds_per_work()}

@@ -117,14 +117,12 @@ def unet_figure(table: pd.DataFrame, labels: dict[str, str]) -> go.Figure:
     xs, ys = zip(*positions)
     figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"color": "lightgrey"}, showlegend=False,
                                 hoverinfo="skip"))
-    by_part = {row["part"]: positions[i] for i, (_, row) in enumerate(table.iterrows())}
-    for i, (_, row) in enumerate(table.iterrows()):
-        if row["skip_from"] and row["skip_from"] in by_part:
-            (x0, y0), (x1, y1) = by_part[row["skip_from"]], positions[i]
-            figure.add_trace(go.Scatter(x=[x0, x1], y=[y0, y1], mode="lines", line={"dash": "dot", "color": PALETTE[2]},
-                                        name=labels["skip"], showlegend=i == next(
-                                            j for j, (_, r) in enumerate(table.iterrows()) if r["skip_from"]),
-                                        hoverinfo="skip"))
+    by_part = dict(zip(table["part"], positions))
+    skips = [(by_part[source], position) for source, position in zip(table["skip_from"], positions)
+             if source in by_part]
+    for number, ((x0, y0), (x1, y1)) in enumerate(skips):
+        figure.add_trace(go.Scatter(x=[x0, x1], y=[y0, y1], mode="lines", line={"dash": "dot", "color": PALETTE[2]},
+                                    name=labels["skip"], showlegend=number == 0, hoverinfo="skip"))
     figure.update_xaxes(visible=False)
     figure.update_yaxes(visible=False, range=[-len(levels) + 0.3, 0.6])
     figure.update_layout(height=120 * len(levels) + 60, margin={"l": 10, "r": 10, "t": 10, "b": 10},

@@ -84,7 +84,7 @@ def activations(backbone: Backbone, pictures: torch.Tensor, layers: tuple[int, .
     runs only as deep as the deepest one asked for."""
     modules = [backbone.features[backbone.block_ends[layer]] for layer in layers]
     with SaveFeatures(modules) as saved:
-        backbone.features[: backbone.block_ends[max(layers)] + 1](backbone.normalise(pictures))
+        backbone.features[: backbone.block_ends[max(layers)] + 1](backbones.normalise(pictures))
         return list(saved.features)
 
 
@@ -304,8 +304,7 @@ class Painting:
 
     def __init__(self, spec: StyleSpec, device: DeviceConfig, on_evaluation=None):
         self.spec, self.device = spec, device
-        self.backbone = backbones.load(spec.backbone)
-        device.prepare_model(self.backbone.features)  # the cached network, moved in place: one device per worker
+        self.backbone = backbones.load_on(spec.backbone, device)
         content = square_tensor(spec.content, spec.size)
         style = square_tensor(spec.style, spec.size)
         self.goal = targets(spec, self.backbone, device.prepare_images(content), device.prepare_images(style))
