@@ -74,6 +74,18 @@ def _caption_cells(picture: Image.Image, labels, predicted, per_row: int, side: 
         draw.text((x, y), text, fill=RIGHT if truth == guess else WRONG, font=font, anchor="lt")
 
 
+def figure_on(layout: dict) -> go.Figure:
+    """A figure on a layout that plotly validated once, when it was cached. Validating the same panels again cost
+    ~25 ms of the server's one interpreter per redraw: with a class polling its live charts every second, most of
+    the server's time. The traces added to it are still validated, each as it is built."""
+    return go.Figure(layout=copy.deepcopy(layout), _validate=False)  # plotly's own flag, as its templates use
+
+
+def _values(column):
+    """A column as numpy: plotly reads a pandas Series through narwhals, several times slower per trace."""
+    return column.to_numpy() if isinstance(column, pd.Series) else column
+
+
 PANELS = {(1, 1): ("x", "y"), (1, 2): ("x2", "y2"), (2, 1): ("x3", "y3"), (2, 2): ("x4", "y4")}
 TITLE_KEYS = ("loss", "accuracy", "lr", "momentum", "loss_axis", "accuracy_axis", "lr_axis",
               "momentum_axis", "iteration")
@@ -104,7 +116,7 @@ def training_figure(runs: Sequence[tuple[str, pd.DataFrame]], labels: dict[str, 
     Each DataFrame has one row per step: step, train_loss, lr, momentum and, on the steps
     where validation ran, valid_loss and accuracy. ``labels`` holds the translated titles.
     """
-    figure = go.Figure(layout=copy.deepcopy(_panel_layout(tuple(labels[key] for key in TITLE_KEYS))))
+    figure = figure_on(_panel_layout(tuple(labels[key] for key in TITLE_KEYS)))
     for i, (name, frame) in enumerate(runs):
         colour = PALETTE[i % len(PALETTE)]
         valid = frame.dropna(subset=["accuracy"]) if "accuracy" in frame else frame.iloc[0:0]
@@ -120,7 +132,7 @@ def training_figure(runs: Sequence[tuple[str, pd.DataFrame]], labels: dict[str, 
             xaxis, yaxis = PANELS[panel]
             with_markers = line.get("dash") or panel == (1, 2)  # validation: few points, each one counts
             figure.add_trace(go.Scatter(
-                x=x, y=y, name=trace_name, mode="lines+markers" if with_markers else "lines",
+                x=_values(x), y=_values(y), name=trace_name, mode="lines+markers" if with_markers else "lines",
                 line=dict(color=colour, **line), marker=dict(size=4), xaxis=xaxis, yaxis=yaxis,
                 legendgroup=name, showlegend=panel == (1, 1),
             ))
@@ -194,10 +206,11 @@ def schedule_figure(plan: pd.DataFrame | None, boundaries: Sequence[int], phase_
     ``plan`` has iteration, lr and momentum columns; each run's frame has step (1-based),
     lr, momentum and train_loss.
     """
-    figure = go.Figure(layout=copy.deepcopy(_schedule_layout(tuple(labels[key] for key in SCHEDULE_TITLE_KEYS))))
+    figure = figure_on(_schedule_layout(tuple(labels[key] for key in SCHEDULE_TITLE_KEYS)))
 
     def line(x, y, name, row, colour, dash=None, width=2, legend=True, group=None):
-        figure.add_trace(go.Scatter(x=x, y=y, name=name, mode="lines", line=dict(color=colour, dash=dash, width=width),
+        figure.add_trace(go.Scatter(x=_values(x), y=_values(y), name=name, mode="lines",
+                                    line=dict(color=colour, dash=dash, width=width),
                                     xaxis="x" if row == 1 else f"x{row}", yaxis="y" if row == 1 else f"y{row}",
                                     legendgroup=group or name, showlegend=legend))
 

@@ -412,7 +412,9 @@ def show_run_state(view: RunView, progress_text: Callable[[dict], str],
                    finished_text: Callable[[dict], str], run_key: str | None = None) -> dict | None:
     """One line on where a run is: its place in the queue and the wait, progress with an ETA, its
     result, why it failed, or that it stopped (with Run again for an interrupted run, whose new id
-    then goes under ``run_key``). Returns the run's status, or None (and says so) when no run has that id."""
+    then goes under ``run_key``). Returns the run's status; None when a panel has nothing of the run to draw:
+    no run has that id (it says so), or the run still waits in the queue. A class's queued runs poll every second,
+    and redrawing their empty charts each time was most of a busy server's work."""
     status = job_manager().status(view.run_id)
     if status is None:
         st.warning(tr("mnist.unknown_run", run=view.run_id))
@@ -424,6 +426,7 @@ def show_run_state(view: RunView, progress_text: Callable[[dict], str],
         position = status.get("queue_position") or 1
         st.info(tr("state.queued_at", place=ordinal(position, language()),
                    wait=duration(status.get("wait_seconds") or 0, language())), icon="⏳")
+        return None
     elif state == "running" and latest:
         st.progress(min(1.0, latest["step"] / latest["total_steps"]), text=progress_text(latest))
     elif state == "running":

@@ -105,7 +105,7 @@ def test_every_lab_offers_a_link_to_its_setup():
     assert [code.value for code in app.sidebar.code] == ["/mnist?epochs=5"]
 
 
-def test_a_run_waiting_in_the_queue_says_its_place_and_the_wait():
+def test_a_run_waiting_in_the_queue_says_its_place_and_the_wait_and_draws_no_empty_chart():
     manager = job_manager()
     blocker = manager.submit("mnist", {"arch": "basic_cnn", "preset": "demo", "epochs": 30, "max_lr": 0.1,
                                        "batch_size": 128, "optimizer": "sgd", "n_train": 60_000, "seed": 0},
@@ -116,6 +116,8 @@ def test_a_run_waiting_in_the_queue_says_its_place_and_the_wait():
         click(app, "▶")
         waiting = " ".join(texts(app.info))
         assert "1st in the queue, about" in waiting, waiting
+        # A class's queued runs poll every second: their panels say where they wait and nothing more.
+        assert not app.get("plotly_chart"), "a queued run's live panel redrew its empty chart"
     finally:
         manager.cancel(blocker, "s-someone-else")
         if app.session_state["mnist_run_id"]:
