@@ -78,7 +78,8 @@ def limits_form() -> None:
         queued = second.number_input(tr("teach.queued_per_session"), 1, value=limits.queued_per_session, key="teach_queued")
         total = third.number_input(tr("teach.queued_total"), 1, value=limits.queued_total, key="teach_total")
         minutes = fourth.number_input(tr("teach.max_run_minutes"), 0.0, value=float(limits.max_run_minutes),
-                                      step=1.0, help=tr("teach.max_run_minutes_help"), key="teach_minutes")
+                                      step=1.0, format="%g", help=tr("teach.max_run_minutes_help"),
+                                      key="teach_minutes")  # "0" (no limit) and "2.5", not "0.00"
         sizes = st.multiselect(tr("teach.sizes"), SIZES, default=list(limits.sizes),
                                format_func=lambda size: tr(f"preset.{size}"), help=tr("teach.sizes_help"),
                                key="teach_sizes")
