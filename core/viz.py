@@ -169,9 +169,11 @@ SCHEDULE_LABEL_KEYS = (*SCHEDULE_TITLE_KEYS, "plan", "loss_waiting")
 PLAN_COLOUR = "#444444"
 
 
-@functools.lru_cache(maxsize=8)
-def _schedule_layout(titles: tuple[str, ...]) -> dict:
-    """Three panels stacked on one iteration axis: lr, momentum, loss (built once per language).
+@functools.lru_cache(maxsize=32)
+def _schedule_layout(titles: tuple[str, ...], boundaries: tuple[int, ...] = (),
+                     phase_names: tuple[str, ...] = ()) -> dict:
+    """Three panels stacked on one iteration axis: lr, momentum, loss, with a plan's phase marks when given
+    (built once per language and plan: the page and its live chart draw the same plan again and again).
     Each panel is named by its y axis, which leaves the space above the top one to the phases' names."""
     labels = dict(zip(SCHEDULE_TITLE_KEYS, titles))
     figure = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.05)
@@ -180,6 +182,9 @@ def _schedule_layout(titles: tuple[str, ...]) -> dict:
     figure.update_xaxes(title_text=labels["iteration"], row=3, col=1)
     figure.update_layout(height=700, margin=dict(l=10, r=10, t=40, b=10),
                          legend=dict(orientation="h", yanchor="top", y=-0.09, x=0))  # below the axis title, however many rows
+    if boundaries:
+        _phase_marks(figure, boundaries, phase_names)
+        figure.update_xaxes(range=[0, boundaries[-1]])  # the iteration axis spans the plan, runs or not
     return figure.layout.to_plotly_json()
 
 
@@ -206,7 +211,11 @@ def schedule_figure(plan: pd.DataFrame | None, boundaries: Sequence[int], phase_
     ``plan`` has iteration, lr and momentum columns; each run's frame has step (1-based),
     lr, momentum and train_loss.
     """
-    figure = figure_on(_schedule_layout(tuple(labels[key] for key in SCHEDULE_TITLE_KEYS)))
+    titles = tuple(labels[key] for key in SCHEDULE_TITLE_KEYS)
+    if plan is None:
+        figure = figure_on(_schedule_layout(titles))
+    else:
+        figure = figure_on(_schedule_layout(titles, tuple(boundaries), tuple(phase_names)))
 
     def line(x, y, name, row, colour, dash=None, width=2, legend=True, group=None):
         figure.add_trace(go.Scatter(x=_values(x), y=_values(y), name=name, mode="lines",
@@ -218,7 +227,6 @@ def schedule_figure(plan: pd.DataFrame | None, boundaries: Sequence[int], phase_
         plan = thinned_plan(plan, boundaries)
         line(plan["iteration"], plan["lr"], labels["plan"], 1, PLAN_COLOUR, dash="dash")
         line(plan["iteration"], plan["momentum"], labels["plan"], 2, PLAN_COLOUR, dash="dash", legend=False)
-        _phase_marks(figure, boundaries, phase_names)
     for i, (name, overlay) in enumerate(overlays):
         colour = PALETTE[-1 - i % len(PALETTE)]
         overlay = thinned(overlay.rename(columns={"iteration": "step"}), 2000)
@@ -240,8 +248,6 @@ def schedule_figure(plan: pd.DataFrame | None, boundaries: Sequence[int], phase_
         low, high = min(m.min() for m in momenta), max(m.max() for m in momenta)
         pad = max(0.02, 0.1 * (high - low))
         figure.layout.yaxis2.range = [max(0.0, low - pad), min(1.0, high + pad)]
-    if plan is not None:  # the iteration axis spans the plan, runs or not
-        figure.update_xaxes(range=[0, boundaries[-1]])
     if not any(len(frame) for _, frame in runs):  # an empty loss panel, its iteration axis still drawn
         figure.add_trace(go.Scatter(x=[0, boundaries[-1]], y=[None, None], xaxis="x3", yaxis="y3", showlegend=False,
                                     hoverinfo="skip"))
