@@ -55,6 +55,12 @@ class RunView:
     def active(self) -> bool:
         return self.state in ACTIVE
 
+    @property
+    def live(self) -> bool:
+        """Training now, so that its panel redraws every second. A queued run's panel is drawn once:
+        only its place in the queue is kept up to date (``ui.common.queue_line``)."""
+        return self.state == RUNNING
+
     def frame(self, columns: tuple[str, ...] = TRAINING_COLUMNS) -> pd.DataFrame:
         """The metrics so far, one row per step, with at least ``columns`` (blank where never sent)."""
         frame = pd.DataFrame(self.rows)
@@ -92,6 +98,10 @@ class ReplayView(RunView):
         if self.cursor >= len(self.recording) and self.state == RUNNING:
             self.state = FINISHED  # a recording without a final state (a run that never ended)
         return self
+
+    @property
+    def live(self) -> bool:
+        return self.active  # its recorded wait in the queue plays out too, redrawn as it goes
 
     def fold(self, events: list[Event]) -> None:
         """As for a live run, with the time left shortened by the replay's speed."""

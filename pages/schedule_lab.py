@@ -298,7 +298,7 @@ with finder_settings:
     show_refusal("sched_finder_id")
 
 
-@st.fragment(run_every=LIVE_REFRESH_SECONDS if finding else None)
+@st.fragment(run_every=LIVE_REFRESH_SECONDS if finding and finder_view.live else None)
 def finder_panel() -> None:
     run_id = st.session_state.get("sched_finder_id")
     if not run_id:

@@ -279,6 +279,7 @@ def model_tab() -> None:
     run_ids = [st.session_state.get(key) for key in ("bias_base_run_id", "bias_rare_run_id")]
     active = [rid for rid in run_ids if rid and run_view(rid).active]
     mine = [rid for rid in active if rid in manager.active_runs(session_id())]
+    training = any(run_view(rid).live for rid in active)
     estimate = None
     if chosen:
         device = manager.info.get("device", "")
@@ -296,7 +297,7 @@ def model_tab() -> None:
         for rid in mine:
             manager.cancel(rid, session_id())
         st.toast(tr("mnist.cancel_sent"))
-    experiment_panel(bool(active))
+    experiment_panel(training)
 
 
 def experiment_panel(watching: bool) -> None:

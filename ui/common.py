@@ -368,12 +368,12 @@ def training_figure_labels() -> dict:
 def train_and_cancel(prefix: str, kind: str, spec, train_label: str, estimate: float | None = None) -> bool:
     """Train (disabled while the spec is bad or this session's run goes on) and Cancel (only for
     this session's own run). ``estimate``: the seconds the page expects the run to take, for the
-    queue's wait and the instructor's longest-run limit. Returns whether the shown run is still
-    going, for live panels."""
+    queue's wait and the instructor's longest-run limit. Returns whether the shown run trains now
+    (``RunView.live``), for live panels to redraw every second."""
     manager = job_manager()
     current = st.session_state.get(f"{prefix}_run_id")
-    watching = current is not None and cached_run_view(prefix, current).active  # maybe someone else's shared run
-    mine = watching and current in manager.active_runs(session_id())
+    view = cached_run_view(prefix, current) if current else None  # maybe someone else's shared run
+    mine = view is not None and view.active and current in manager.active_runs(session_id())
     # Submitted in the click's callback, before the page runs: the page then draws the new run at
     # once, in one run instead of two (with a class pressing Train together, that halves the wait).
     st.button(train_label, type="primary", disabled=spec is None or mine, width="stretch", key=f"{prefix}_train",
@@ -382,7 +382,7 @@ def train_and_cancel(prefix: str, kind: str, spec, train_label: str, estimate: f
     if st.button(tr("mnist.cancel"), disabled=not mine, width="stretch", key=f"{prefix}_cancel"):
         manager.cancel(current, session_id())
         st.toast(tr("mnist.cancel_sent"))
-    return watching
+    return view is not None and view.live
 
 
 def submit(run_key: str, kind: str, spec: dict, estimate: float | None = None) -> bool:
@@ -413,8 +413,9 @@ def show_run_state(view: RunView, progress_text: Callable[[dict], str],
     """One line on where a run is: its place in the queue and the wait, progress with an ETA, its
     result, why it failed, or that it stopped (with Run again for an interrupted run, whose new id
     then goes under ``run_key``). Returns the run's status; None when a panel has nothing of the run to draw:
-    no run has that id (it says so), or the run still waits in the queue. A class's queued runs poll every second,
-    and redrawing their empty charts each time was most of a busy server's work."""
+    no run has that id (it says so), or the run still waits in the queue. A queued run's panel is drawn once,
+    and only its place in the queue polls (``queue_line``): with a class pressing Train together most runs
+    wait, and redrawing their panels every second was most of a busy server's work."""
     status = job_manager().status(view.run_id)
     if status is None:
         st.warning(tr("mnist.unknown_run", run=view.run_id))
@@ -423,9 +424,10 @@ def show_run_state(view: RunView, progress_text: Callable[[dict], str],
     if isinstance(view, ReplayView):
         st.caption(tr("replay.caption", speed=view.speed, when=when(status.get("created"))), help=tr("replay.help"))
     if state == "queued":
-        position = status.get("queue_position") or 1
-        st.info(tr("state.queued_at", place=ordinal(position, language()),
-                   wait=duration(status.get("wait_seconds") or 0, language())), icon="⏳")
+        if isinstance(view, ReplayView):
+            show_place_in_queue(status)  # as it was recorded; the replay's own polling moves it on
+        else:
+            queue_line(view.run_id)
         return None
     elif state == "running" and latest:
         st.progress(min(1.0, latest["step"] / latest["total_steps"]), text=progress_text(latest))
@@ -443,6 +445,21 @@ def show_run_state(view: RunView, progress_text: Callable[[dict], str],
             submit(run_key, status["kind"], status["spec"], status.get("estimate"))
             st.rerun()  # the whole page (this may be a fragment): its Train, Cancel and live panel follow the new run
     return status
+
+
+@st.fragment(run_every=LIVE_REFRESH_SECONDS)
+def queue_line(run_id: str) -> None:
+    """A queued run's place and wait, redrawn every second on its own; once the run leaves the queue
+    (it starts, or is cancelled), the whole page reruns, so that its live panel follows the run."""
+    status = job_manager().status(run_id)
+    if status is None or status["state"] != "queued":
+        st.rerun()
+    show_place_in_queue(status)
+
+
+def show_place_in_queue(status: dict) -> None:
+    st.info(tr("state.queued_at", place=ordinal(status.get("queue_position") or 1, language()),
+               wait=duration(status.get("wait_seconds") or 0, language())), icon="⏳")
 
 
 def when(timestamp: float | None) -> str:

@@ -95,3 +95,21 @@ def test_a_long_runs_view_keeps_its_grids_thinned_as_the_store_does():
     steps = [step for step, _ in view.samples]
     assert len(steps) == MAX_GRIDS // 2 + 1 and steps[0] == 0 and steps[-1] == MAX_GRIDS
     assert view.sample_png == b"png"
+
+
+def test_only_a_run_that_trains_is_live_and_a_replay_is_live_until_it_ends(manager):
+    """A live panel redraws every second only for a run that trains: a queued run's panel waits
+    (its place in the queue polls on its own), and a replay plays its recorded wait in the queue too."""
+    view = RunView("somerun001")
+    view.fold([Event(0, "state", {"state": "queued"}, 1000.0)])
+    assert view.active and not view.live
+    view.fold([Event(1, "state", {"state": "running"}, 1005.0)])
+    assert view.live
+    view.fold([Event(2, "state", {"state": "finished"}, 1010.0)])
+    assert not view.active and not view.live
+    clock = FakeClock()
+    replay = ReplayView("recorded01", clock=clock).refresh(manager)
+    replay.fold([Event(0, "state", {"state": "queued"}, 995.0)])
+    assert replay.live
+    clock.now += 100
+    assert not replay.refresh(manager).live
