@@ -6,6 +6,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 
+import pandas as pd
 import torch
 
 from core.data.mnist import DigitTensors, denormalise, mnist_tensors
@@ -13,6 +14,7 @@ from core import classroom, specs
 from core.errors import UserError
 from core.models import REGISTRY, build
 from core.specs import spec_from_values
+from core.summary import layer_table
 from core.train import (CancelCheck, DeviceConfig, Learner, NaNGuard, OneCycle, Periodically,
                         Reporter, TensorBatches, Validation, fastest_step_seconds)
 from core.viz import digit_grid_png
@@ -123,6 +125,13 @@ def advice(spec: MnistSpec) -> list[tuple[str, str, dict]]:
 
 def steps_per_epoch(spec: MnistSpec) -> int:
     return math.ceil(spec.n_train / spec.batch_size)
+
+
+@functools.lru_cache(maxsize=None)
+def layers_of(arch: str) -> pd.DataFrame:
+    """The architecture's layer table, built once per process: the page draws it on every rerun.
+    Shared, so read-only."""
+    return layer_table(build(arch))
 
 
 @functools.lru_cache(maxsize=2)

@@ -3,6 +3,7 @@ and the two job runners (train with a schedule; the LR finder), on the MNIST lab
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -472,7 +473,14 @@ class Plan:
 
 
 def plan(rows: list[dict], n_train: int, batch_size: int) -> Plan:
-    phases = phases_from_rows(rows)
+    """The table's plan, made once per table and size: the page draws it on every rerun and, while its run
+    trains, every second. Shared between sessions, so read-only."""
+    return _plan(tuple(tuple(row.items()) for row in rows), n_train, batch_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(rows: tuple[tuple[tuple[str, object], ...], ...], n_train: int, batch_size: int) -> Plan:
+    phases = phases_from_rows([dict(row) for row in rows])
     iters = iterations_per_epoch(n_train, batch_size)
     return Plan(phases, schedule_curves(phases, iters), phase_boundaries(phases, iters), iters)
 

@@ -13,8 +13,8 @@ from core.models.inception import InceptionResNetB, inception_stem
 from core.summary import layer_table
 from core.viz import training_figure
 from ui.common import (LIVE_REFRESH_SECONDS,
-                       cached_run_view, checked, epoch_progress, job_manager, mirror_to_link, page_header,
-                       replay_speed, settings_from_link, share_link, show_run_state, tr, train_and_cancel,
+                       cached_run_view, checked, epoch_progress, job_manager, layer_table_view, mirror_to_link,
+                       page_header, replay_speed, settings_from_link, share_link, show_run_state, tr, train_and_cancel,
                        training_figure_labels)
 
 CONTROLS = (
@@ -67,11 +67,6 @@ def spec_from_widgets() -> lab.DarknetSpec:
 run_view = functools.partial(cached_run_view, "dark")
 
 
-def table_view(table: pd.DataFrame):
-    return table.rename(columns={"layer": tr("table.layer"), "output shape": tr("table.shape"),
-                                 "parameters": tr("table.params")})
-
-
 @st.cache_resource(show_spinner=False)
 def inception_facts() -> dict:
     """Layer tables of Inception's stem (299 px in) and an Inception-ResNet-B block (1088x17x17 in)."""
@@ -119,7 +114,7 @@ with facts_col:
     if spec is not None:
         facts = lab.model_facts(spec.blocks, spec.nf)
         st.markdown(f"**{tr('dark.layers', blocks=', '.join(map(str, spec.blocks)), nf=spec.nf)}**")
-        st.dataframe(table_view(facts["table"]), hide_index=True, height=9 * 35 + 3, width="stretch")
+        st.dataframe(layer_table_view(facts["table"]), hide_index=True, height=9 * 35 + 3, width="stretch")
         one, two = st.columns(2)
         one.metric(tr("dark.parameters"), f"{facts['parameters']:,}")
         two.metric(tr("dark.macs"), f"{facts['macs'] / 1e6:,.1f} M")
@@ -130,7 +125,7 @@ with facts_col:
         st.write(tr("dark.inception_intro"))
         for key in ("stem", "block"):
             st.markdown(f"**{tr(f'dark.inception_{key}')}**")
-            st.dataframe(table_view(inception[key]), hide_index=True, height=7 * 35 + 3, width="stretch")
+            st.dataframe(layer_table_view(inception[key]), hide_index=True, height=7 * 35 + 3, width="stretch")
 
 st.session_state.dark_saved = {f"dark_{name}": st.session_state[f"dark_{name}"] for name in WIDGETS}
 mirror_to_link(CONTROLS, {

@@ -9,13 +9,11 @@ from core import mnist_lab as lab
 from core.controls import Control
 from core.run_view import MAX_REPLAY_SPEED
 from core.errors import UserError
-from core.models import build
 from core.snippets import mnist_snippet
-from core.summary import layer_table
 from core.viz import confusion_figure, training_figure
 from ui.common import (LIVE_REFRESH_SECONDS,
-                       cached_run_view, checked, epoch_progress, job_manager, mirror_to_link, page_header,
-                       replay_speed, settings_from_link, share_link, show_run_state, tr, train_and_cancel,
+                       cached_run_view, checked, epoch_progress, job_manager, layer_table_view, mirror_to_link,
+                       page_header, replay_speed, settings_from_link, share_link, show_run_state, tr, train_and_cancel,
                        training_figure_labels, visible_runs, when)
 
 CONTROLS = (
@@ -109,13 +107,9 @@ with settings:
 
 with table:
     arch = st.session_state.mnist_arch
-    layers = layer_table(build(arch))
+    layers = lab.layers_of(arch)
     st.markdown(f"**{tr('mnist.layers', arch=tr('arch.' + arch))}**")
-    st.dataframe(
-        layers.rename(columns={"layer": tr("table.layer"), "output shape": tr("table.shape"),
-                               "parameters": tr("table.params")}),
-        hide_index=True, height=9 * 35 + 3, width="stretch",  # a header and 8 whole rows
-    )
+    st.dataframe(layer_table_view(layers), hide_index=True, height=9 * 35 + 3, width="stretch")  # a header, 8 rows
     st.caption(tr("mnist.param_total", total=int(layers["parameters"].sum())))
 
 st.session_state.mnist_saved = {f"mnist_{c.name}": st.session_state[f"mnist_{c.name}"]

@@ -7,6 +7,7 @@ import importlib
 import os
 import re
 import threading
+import time
 import uuid
 from typing import Any, Callable
 from urllib.parse import urlencode
@@ -356,6 +357,12 @@ def share_link(url_path: str) -> None:
         st.caption(tr("share.help"))
 
 
+def layer_table_view(table: pd.DataFrame) -> pd.DataFrame:
+    """``core.summary.layer_table`` with its column titles in the reader's language."""
+    return table.rename(columns={"layer": tr("table.layer"), "output shape": tr("table.shape"),
+                                 "parameters": tr("table.params")})
+
+
 TRAINING_FIGURE_KEYS = ("loss", "accuracy", "lr", "momentum", "loss_axis", "accuracy_axis", "lr_axis",
                         "momentum_axis", "iteration", "train", "valid")
 
@@ -464,7 +471,7 @@ def show_place_in_queue(status: dict) -> None:
 
 def when(timestamp: float | None) -> str:
     """A run's time as the run tables show it (UTC, to the minute)."""
-    return pd.to_datetime(timestamp or 0, unit="s").strftime("%Y-%m-%d %H:%M")
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(timestamp or 0))
 
 
 def scrubbed_picture(view: RunView, key: str, label: str, step_label: Callable[[int], str],
