@@ -134,6 +134,21 @@ def test_the_plan_names_each_phase_and_the_finder_uses_the_first_optimizer():
     assert lab.finder_optimizer([]) == lab.finder_optimizer([{"optimizer": "lion"}]) == "sgd_momentum"
 
 
+def test_an_edited_cell_changes_the_plan_though_plans_are_made_once_per_table():
+    rows = lab.preset_rows("one_cycle")
+    before = lab.plan(rows, 6000, 128)
+    assert lab.plan([dict(row) for row in rows], 6000, 128) is before  # the page's rerun: the same table
+    edited = [dict(row) for row in rows]
+    edited[0]["lr_end"] = 0.5  # the warm-up now climbs to 0.5, not 0.1
+    assert before.curves["lr"].max() == pytest.approx(0.1)
+    assert lab.plan(edited, 6000, 128).curves["lr"].max() > 0.45
+    assert len(lab.plan(rows, 6000, 64).curves) > len(before.curves)  # a smaller batch: more iterations
+    edited[0]["lr_start"] = -1.0
+    for _ in range(2):  # a refused table is refused again, not remembered as a plan
+        with pytest.raises(UserError):
+            lab.plan(edited, 6000, 128)
+
+
 def test_iterations_per_epoch_is_what_tensor_batches_cut():
     for n, batch in ((6000, 128), (6000, 7), (6001, 2), (60000, 4096)):
         images = torch.zeros(n, 0)
