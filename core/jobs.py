@@ -38,7 +38,7 @@ QUEUED, RUNNING, FINISHED, FAILED, CANCELLED, INTERRUPTED = (
 )
 ACTIVE = (QUEUED, RUNNING)
 STORE_FLUSH_SECONDS = 1.0
-EVENT_BATCH_SECONDS = 0.1  # well under the page's 0.5 s refresh
+EVENT_BATCH_SECONDS = 0.1  # well under the live panels' 1 s refresh
 FINISHED_KEPT_IN_MEMORY = 16
 
 
