@@ -167,7 +167,7 @@ class JobManager:
             raise ValueError(f"No runner for {kind!r}")
         with self._lock:
             if not privileged:
-                self._check_limits_locked(self._size_of(kind, spec), session, estimate)
+                self._check_limits_locked(self.size_of(kind, spec), session, estimate)
             job = Job(id=uuid.uuid4().hex[:10], session=session, kind=kind, spec=dict(spec), created=time.time(),
                       estimate=estimate, privileged=privileged)
             self.store.add_run(job.id, session, kind, job.spec, job.created)
@@ -198,8 +198,9 @@ class JobManager:
             raise QuotaExceeded("jobs.queue_full", "{queued} runs are already waiting on this server. "
                                 "Try again in a few minutes.", queued=len(self._queue))
 
-    def _size_of(self, kind: str, spec: dict) -> str | None:
-        """The size preset a run's work amounts to (whatever its label says), for the size limit."""
+    def size_of(self, kind: str, spec: dict) -> str | None:
+        """The size preset a run's work amounts to (whatever its label says): what the size limit
+        goes by, and what the instructor is shown."""
         if kind not in self.sizers:
             return None
         return resolve(self.sizers[kind])(spec)

@@ -42,9 +42,15 @@ def minutes_seconds(seconds: float | None) -> str:
 
 
 def describe(run: dict) -> str:
+    """The lab, and the size the run's work amounts to: a "quick" run given the lecture's epochs is a
+    lecture-size run, as the size limit counts it."""
     lab = lab_of_kind(run["kind"])
     name = tr(f"lab.{lab.key}.title") if lab else run["kind"]
-    size = (run.get("spec") or {}).get("preset")
+    spec = run.get("spec") or {}
+    try:
+        size = manager.size_of(run["kind"], spec)
+    except (KeyError, TypeError, ValueError):  # a run stored by an earlier version, with other settings
+        size = spec.get("preset")
     return f"{name} · {tr('preset.' + size)}" if size in SIZES else name
 
 

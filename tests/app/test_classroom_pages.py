@@ -2,6 +2,7 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core import mnist_lab
 from core.classroom import Limits
 from tests.app.test_pages import MNIST_PAGE, click, open_page, texts, train_small_run, wait_until_done
 from ui.common import PASSWORD_VARIABLE, job_manager, password_gate
@@ -63,6 +64,17 @@ def test_the_instructor_closes_the_lecture_size_and_a_student_is_told_what_to_pi
     click(sly, "▶")
     assert "allows only the Quick size" in " ".join(texts(sly.error))
     assert sly.session_state["mnist_run_id"] is None
+
+
+def test_the_instructor_sees_the_size_a_run_amounts_to_not_the_preset_it_started_from(classroom):
+    spec = {**mnist_lab.preset_spec("basic_cnn", "quick").to_dict(), "epochs": 3, "n_train": 60000}
+    store = job_manager().store
+    store.add_run("sizedrun01", "s-sly", "mnist", spec, created=1000.0)  # "quick", with the demo's work
+    store.set_state("sizedrun01", "finished", finished=1010.0)
+    teacher = unlock(open_page(INSTRUCTOR_PAGE))
+    table = next(frame.value for frame in teacher.dataframe if "sizedrun01" in list(frame.value["Run"]))
+    what = table.set_index("Run").loc["sizedrun01", "What"]
+    assert what == "MNIST: a CNN from scratch · Demo"
 
 
 def listed_runs(app: AppTest) -> list[str]:
