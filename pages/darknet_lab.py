@@ -145,7 +145,7 @@ def live_panel() -> None:
         st.info(tr("dark.press_train"), icon="👆")
         return
     view = run_view(run_id)
-    if show_run_state(view, epoch_progress, finished_text, run_key="dark_run_id") is None:
+    if show_run_state(view, epoch_progress, finished_text, run_key="dark_run_id", polling=watching) is None:
         return
     latest = view.latest
     speed, memory, _ = st.columns(3)

@@ -144,7 +144,7 @@ def live_panel() -> None:
     status = show_run_state(view, epoch_progress,
                             lambda result: tr("mnist.finished", accuracy=result["accuracy"] * 100,
                                               seconds=result["seconds"], device=result["device"]),
-                            run_key="mnist_run_id")
+                            run_key="mnist_run_id", polling=watching)
     if status is None:
         return
     state = view.state or status["state"]

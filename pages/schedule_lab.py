@@ -236,7 +236,7 @@ def live_chart(plan, overlays: list[str], log_lr: bool, compare_ids: list[str]) 
         status = show_run_state(view, progress_text,
                                 lambda result: tr("sched.finished", accuracy=result["accuracy"] * 100,
                                                   seconds=result["seconds"], device=result["device"]),
-                                run_key="sched_run_id")
+                                run_key="sched_run_id", polling=watching)
         if status is not None:
             runs.append((tr("sched.actual"), view.frame()))
     runs += [(run_label(manager.status(rid) or {"id": rid}), run_view(rid).frame()) for rid in compare_ids]
@@ -298,7 +298,10 @@ with finder_settings:
     show_refusal("sched_finder_id")
 
 
-@st.fragment(run_every=LIVE_REFRESH_SECONDS if finding and finder_view.live else None)
+finder_polling = finding and finder_view.live
+
+
+@st.fragment(run_every=LIVE_REFRESH_SECONDS if finder_polling else None)
 def finder_panel() -> None:
     run_id = st.session_state.get("sched_finder_id")
     if not run_id:
@@ -308,7 +311,7 @@ def finder_panel() -> None:
     status = show_run_state(view, progress_text,
                             lambda result: tr("sched.finder_done", suggestion=result["suggestion"] or 0,
                                               seconds=result["seconds"]),
-                            run_key="sched_finder_id")
+                            run_key="sched_finder_id", polling=finder_polling)
     if status is None:
         return
     frame = view.frame(("lr", "loss", "smoothed"))

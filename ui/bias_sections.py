@@ -317,7 +317,7 @@ def experiment_panel(watching: bool) -> None:
                 title = tr(f"bias.model.{name}", digit=spec.get("scarce_digit", -1),
                            keep=100 * spec.get("scarce_keep", 1.0))
                 st.markdown(f"**{title}**")
-                if show_run_state(view, epoch_progress, model_done) is not None and view.result:
+                if show_run_state(view, epoch_progress, model_done, polling=watching) is not None and view.result:
                     views[name] = (view.result, spec)
         if watching and not any(run_view(rid).active for rid in (base_id, rare_id) if rid):
             st.rerun()  # both ended: the whole page, so that Train and Cancel above follow

@@ -416,13 +416,17 @@ def epoch_progress(latest: dict) -> str:
 
 
 def show_run_state(view: RunView, progress_text: Callable[[dict], str],
-                   finished_text: Callable[[dict], str], run_key: str | None = None) -> dict | None:
+                   finished_text: Callable[[dict], str], run_key: str | None = None, *,
+                   polling: bool) -> dict | None:
     """One line on where a run is: its place in the queue and the wait, progress with an ETA, its
     result, why it failed, or that it stopped (with Run again for an interrupted run, whose new id
     then goes under ``run_key``). Returns the run's status; None when a panel has nothing of the run to draw:
     no run has that id (it says so), or the run still waits in the queue. A queued run's panel is drawn once,
     and only its place in the queue polls (``queue_line``): with a class pressing Train together most runs
-    wait, and redrawing their panels every second was most of a busy server's work."""
+    wait, and redrawing their panels every second was most of a busy server's work. ``polling``: whether the
+    panel redraws every second (the page decided from ``RunView.live`` a moment before)."""
+    if view.live and not polling:
+        st.rerun()  # it started since the page looked: a page run that decides again, so that its panel polls
     status = job_manager().status(view.run_id)
     if status is None:
         st.warning(tr("mnist.unknown_run", run=view.run_id))

@@ -357,7 +357,7 @@ def live_panel(watching: bool, init_scores: dict[str, float]) -> None:
             score_table(init_scores, None)
             return
         view = run_view(run_id)
-        if show_run_state(view, step_progress, finished_text, run_key="conv_run_id") is None:
+        if show_run_state(view, step_progress, finished_text, run_key="conv_run_id", polling=watching) is None:
             return
         frame = view.frame()
         if not frame.empty:

@@ -109,7 +109,7 @@ def dcgan_live(watching: bool) -> None:
             st.info(tr("gan.press_train"), icon="👆")
             return
         view = cached_run_view("gan", run_id)
-        status = show_run_state(view, step_progress, dcgan_finished, run_key="gan_run_id")
+        status = show_run_state(view, step_progress, dcgan_finished, run_key="gan_run_id", polling=watching)
         if status is None:
             return
         loss = status["spec"].get("loss", "dcgan")
@@ -244,7 +244,7 @@ def cyclegan_live(watching: bool) -> None:
             st.info(tr("gan.cycle_press_train"), icon="👆")
             return
         view = cached_run_view("cyc", run_id)
-        if show_run_state(view, step_progress, cycle_finished, run_key="cyc_run_id") is None:
+        if show_run_state(view, step_progress, cycle_finished, run_key="cyc_run_id", polling=watching) is None:
             return
         picture, chart = st.columns([1, 1.4], gap="large")
         with picture:

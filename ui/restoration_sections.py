@@ -225,7 +225,7 @@ def live_panel(watching: bool, spec: restore.RestoreSpec | None) -> None:
             st.info(tr("restore.press_train"), icon="👆")
             return
         view = cached_run_view("rst", run_id)
-        status = show_run_state(view, progress_text, finished_text, run_key="rst_run_id")
+        status = show_run_state(view, progress_text, finished_text, run_key="rst_run_id", polling=watching)
         if status is None:
             return
         if spec is not None and status["spec"] != spec.to_dict():

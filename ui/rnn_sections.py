@@ -353,7 +353,7 @@ def live_panel(watching: bool, compare: list[str], past: list[dict]) -> None:
             st.plotly_chart(training_figure([], training_figure_labels()), width="stretch", key="rnn_chart")
             return
         view = run_view(run_id)
-        if show_run_state(view, epoch_progress, finished_text, run_key="rnn_run_id") is None:
+        if show_run_state(view, epoch_progress, finished_text, run_key="rnn_run_id", polling=watching) is None:
             return
         curves = [(tr("mnist.this_run"), view.frame())]
         curves += [(run_label(next(r for r in past if r["id"] == rid)), run_view(rid).frame()) for rid in compare]

@@ -338,7 +338,7 @@ def live_panel(prefix: str, watching: bool) -> None:
             st.info(tr("style.press_paint" if prefix == "sty" else "style.press_rebuild"), icon="👆")
             return
         view = cached_run_view(prefix, run_id)
-        status = show_run_state(view, progress_text, finished_text, run_key=f"{prefix}_run_id")
+        status = show_run_state(view, progress_text, finished_text, run_key=f"{prefix}_run_id", polling=watching)
         if status is None:
             return
         picture, chart = st.columns([1, 1.3], gap="large")

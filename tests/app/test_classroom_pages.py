@@ -1,11 +1,15 @@
 """A class on one server, through the real pages: instructor mode, limits, pins, replays, share links."""
+import time
+
 import pytest
 from streamlit.testing.v1 import AppTest
+
+import ui.common
 
 from core import mnist_lab
 from core.classroom import Limits
 from tests.app.test_pages import MNIST_PAGE, click, open_page, texts, train_small_run, wait_until_done
-from ui.common import PASSWORD_VARIABLE, job_manager, password_gate
+from ui.common import PASSWORD_VARIABLE, job_manager, password_gate, train_and_cancel
 
 INSTRUCTOR_PAGE = "pages/instructor.py"
 PASSWORD = "pickled-gradient-42"
@@ -134,6 +138,34 @@ def test_a_run_waiting_in_the_queue_says_its_place_and_the_wait_and_draws_no_emp
         manager.cancel(blocker, "s-someone-else")
         if app.session_state["mnist_run_id"]:
             manager.cancel(app.session_state["mnist_run_id"], app.session_state["session_id"])
+    wait_until_done(app)
+
+
+def test_a_run_that_starts_while_its_page_is_drawn_does_not_freeze_the_panel(monkeypatch):
+    """A page decides early whether its panel redraws every second (only while the run trains), and its
+    panel looks at the run later. If the run starts in between, the page runs once more and decides
+    again; otherwise the panel would show a training run and never redraw."""
+    manager = job_manager()
+    app = open_page(MNIST_PAGE, epochs="20")
+    click(app, "▶")
+    run_id = app.session_state["mnist_run_id"]
+    try:
+        deadline = time.monotonic() + 60
+        while manager.status(run_id)["state"] != "running" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        decisions = []
+
+        def still_queued_at_first_look(*args, **kwargs):
+            decisions.append(train_and_cancel(*args, **kwargs))
+            return decisions[-1] and len(decisions) > 1
+
+        monkeypatch.setattr(ui.common, "train_and_cancel", still_queued_at_first_look)
+        app.run()
+        assert not app.exception, app.exception
+        assert decisions == [True, True], "the page did not decide again once its panel saw the run training"
+        assert any(f"Run {run_id} · Training" in text for text in texts(app.caption))  # the panel follows it
+    finally:
+        manager.cancel(run_id, app.session_state["session_id"])
     wait_until_done(app)
 
 
