@@ -5,9 +5,10 @@ Goal (issue "Classroom deployment"): with 30 concurrent sessions, p95 page respo
 and under 50 MB of server memory per idle session, on the 2-core box.
 Measured on the quiet 2-core box (numbers and how to read them: bench/README.md): memory met,
 about 0.1 MB per idle session. p95 of full page runs 0.10 s when the 30 sessions arrive within
-10 s (--ramp 10: met) and 0.86-1.04 s when all 30 open a lab and press Train at the same instant
-(met in 5 of 6 runs: one Python process serves every session on one core's worth of GIL, and
-their page runs arrive together, so the p95 is nearly all of their work).
+10 s (--ramp 10), 0.23 s within 3 s, 0.59 s within 1 s, and 0.86-1.04 s when all 30 open a lab and
+press Train at the same instant (under 1 s in 5 of 8 runs: one Python process serves every
+session on one core's worth of GIL, and their page runs arrive together, so the p95 is nearly
+all of their work).
 
 No browsers: 30 Chromiums on 2 cores would measure Chromium. Each session is a websocket to
 ``/_stcore/stream`` (subprotocol "streamlit") that speaks what the browser speaks: a BackMsg
