@@ -30,10 +30,10 @@ if language() != "en":
 elif "lang" in st.query_params:
     del st.query_params["lang"]
 
-pages = [st.Page("pages/home.py", title=tr("nav.home"), icon="🏠", default=True)]
+pages = [st.Page("app_pages/home.py", title=tr("nav.home"), icon="🏠", default=True)]
 pages += [
     st.Page(lab.page, title=tr(f"lab.{lab.key}.title"), icon=lab.icon, url_path=lab.key)
     for lab in LABS if lab.page
 ]
-pages.append(st.Page("pages/instructor.py", title=tr("nav.instructor"), icon="🧑‍🏫", url_path="instructor"))
+pages.append(st.Page("app_pages/instructor.py", title=tr("nav.instructor"), icon="🧑‍🏫", url_path="instructor"))
 st.navigation(pages).run()

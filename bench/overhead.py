@@ -250,7 +250,7 @@ def watch(manager: JobManager, run_id: str, submitted_perf: float,
           on_metrics=None, poll: float = PAGE_POLL_SECONDS, draw: bool = False) -> dict:
     """What a page does: read events from its cursor every ``poll`` s until the run is over.
 
-    With ``draw``, also what pages/mnist_lab.py's fragment does with them on each poll: fold
+    With ``draw``, also what app_pages/mnist_lab.py's fragment does with them on each poll: fold
     them into a RunView and build the plotly chart (serialised to JSON, as st.plotly_chart
     does), without Streamlit itself.
     """

@@ -9,22 +9,22 @@ class Lab:
     key: str  # i18n keys lab.<key>.title and lab.<key>.what
     part: int  # fast.ai course part (1 or 2) ...
     lesson: int  # ... and lesson number
-    page: str | None  # the page file under pages/, None while the lab is not built yet
+    page: str | None  # the page file under app_pages/, None while the lab is not built yet
     icon: str
     prefix: str = ""  # the page's session-state prefix: where it keeps the id of the run it shows
     kinds: tuple[str, ...] = ()  # the kinds of run its page shows
 
 
 LABS = (
-    Lab("mnist", 1, 7, "pages/mnist_lab.py", "🔢", "mnist", ("mnist",)),
-    Lab("schedules", 2, 13, "pages/schedule_lab.py", "📈", "sched", ("schedule",)),
-    Lab("convolutions", 2, 12, "pages/conv_lab.py", "🧮", "conv", ("checkerboard",)),
-    Lab("style", 2, 13, "pages/style_lab.py", "🎨", "sty", ("style",)),
-    Lab("gans", 2, 12, "pages/gan_lab.py", "🌀", "gan", ("gan", "cyclegan")),
-    Lab("restoration", 1, 7, "pages/restoration_lab.py", "🪄", "rst", ("restore",)),
-    Lab("rnn", 1, 7, "pages/rnn_lab.py", "🔁", "rnn", ("rnn",)),
-    Lab("bias", 2, 13, "pages/bias_lab.py", "⚖️", "bias"),
-    Lab("darknet", 2, 12, "pages/darknet_lab.py", "🏎️", "dark", ("darknet",)),
+    Lab("mnist", 1, 7, "app_pages/mnist_lab.py", "🔢", "mnist", ("mnist",)),
+    Lab("schedules", 2, 13, "app_pages/schedule_lab.py", "📈", "sched", ("schedule",)),
+    Lab("convolutions", 2, 12, "app_pages/conv_lab.py", "🧮", "conv", ("checkerboard",)),
+    Lab("style", 2, 13, "app_pages/style_lab.py", "🎨", "sty", ("style",)),
+    Lab("gans", 2, 12, "app_pages/gan_lab.py", "🌀", "gan", ("gan", "cyclegan")),
+    Lab("restoration", 1, 7, "app_pages/restoration_lab.py", "🪄", "rst", ("restore",)),
+    Lab("rnn", 1, 7, "app_pages/rnn_lab.py", "🔁", "rnn", ("rnn",)),
+    Lab("bias", 2, 13, "app_pages/bias_lab.py", "⚖️", "bias"),
+    Lab("darknet", 2, 12, "app_pages/darknet_lab.py", "🏎️", "dark", ("darknet",)),
 )
 
 

@@ -1,4 +1,4 @@
-"""The five tabs of the convolution lab (pages/conv_lab.py): layout and widgets; everything else is in core."""
+"""The five tabs of the convolution lab (app_pages/conv_lab.py): layout and widgets; everything else is in core."""
 from __future__ import annotations
 
 import functools

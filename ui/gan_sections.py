@@ -1,4 +1,4 @@
-"""The three tabs of the GAN lab (pages/gan_lab.py): layout and widgets; everything else is in core."""
+"""The three tabs of the GAN lab (app_pages/gan_lab.py): layout and widgets; everything else is in core."""
 from __future__ import annotations
 
 import streamlit as st

@@ -1,4 +1,4 @@
-"""The four tabs of the restoration lab (pages/restoration_lab.py): layout and widgets; everything else is in core."""
+"""The four tabs of the restoration lab (app_pages/restoration_lab.py): layout and widgets; everything else is in core."""
 from __future__ import annotations
 
 import streamlit as st

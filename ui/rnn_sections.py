@@ -1,4 +1,4 @@
-"""The four tabs of the RNN lab (pages/rnn_lab.py): layout and widgets; everything else is in core."""
+"""The four tabs of the RNN lab (app_pages/rnn_lab.py): layout and widgets; everything else is in core."""
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,4 @@
-"""The four tabs of the style lab (pages/style_lab.py): layout and widgets; everything else is in core."""
+"""The four tabs of the style lab (app_pages/style_lab.py): layout and widgets; everything else is in core."""
 from __future__ import annotations
 
 import math

@@ -4,7 +4,7 @@ from tests.app.test_pages import click, open_page, texts
 from ui.common import job_manager
 from tests.app.test_schedule_page import wait_for
 
-PAGE = "pages/bias_lab.py"
+PAGE = "app_pages/bias_lab.py"
 
 
 def metric_values(app) -> dict[str, list[str]]:
@@ -102,7 +102,7 @@ def test_the_scarce_digit_experiment_trains_two_models_and_compares_them():
 
 
 def test_a_finished_mnist_run_can_be_the_baseline():
-    mnist = open_page("pages/mnist_lab.py", preset="quick", n_train="1000", epochs="1")
+    mnist = open_page("app_pages/mnist_lab.py", preset="quick", n_train="1000", epochs="1")
     click(mnist, "▶ Train")
     run_id = mnist.session_state["mnist_run_id"]
     wait_for(mnist, lambda a: any("Finished" in s for s in texts(a.success)), seconds=120)

@@ -11,7 +11,7 @@ from core.classroom import Limits
 from tests.app.test_pages import MNIST_PAGE, click, open_page, texts, train_small_run, wait_until_done
 from ui.common import PASSWORD_VARIABLE, job_manager, password_gate, train_and_cancel
 
-INSTRUCTOR_PAGE = "pages/instructor.py"
+INSTRUCTOR_PAGE = "app_pages/instructor.py"
 PASSWORD = "pickled-gradient-42"
 
 
@@ -113,7 +113,7 @@ def test_a_pinned_replay_on_home_plays_the_run_again_without_training(classroom)
 
 
 def test_every_lab_offers_a_link_to_its_setup():
-    for page, path in ((MNIST_PAGE, "/mnist"), ("pages/schedule_lab.py", "/schedules"), ("pages/darknet_lab.py", "/darknet")):
+    for page, path in ((MNIST_PAGE, "/mnist"), ("app_pages/schedule_lab.py", "/schedules"), ("app_pages/darknet_lab.py", "/darknet")):
         links = [code.value for code in open_page(page).sidebar.code]
         assert links == [path], (page, links)  # the defaults need no settings in the link
     app = open_page(MNIST_PAGE)

@@ -2,7 +2,7 @@
 explained, a link with junk in it, and the shape tracer's presets."""
 from tests.app.test_pages import click, open_page, texts
 
-PAGE = "pages/conv_lab.py"
+PAGE = "app_pages/conv_lab.py"
 
 
 def markdown(app) -> str:
@@ -38,7 +38,7 @@ def test_settings_are_kept_on_a_visit_to_another_page():
     app = open_page(PAGE, tab="window")
     app.slider(key="conv_n").set_value(8).run()
     app.slider(key="conv_p").set_value(2).run()
-    app.switch_page("pages/home.py").run()
+    app.switch_page("app_pages/home.py").run()
     app.switch_page(PAGE).run()
     assert (app.slider(key="conv_n").value, app.slider(key="conv_p").value) == (8, 2)
     assert "so the output is **5×5**" in markdown(app)

@@ -4,7 +4,7 @@ import pytest
 from tests.app.test_pages import click, open_page, texts
 from tests.app.test_schedule_page import wait_for
 
-PAGE = "pages/darknet_lab.py"
+PAGE = "app_pages/darknet_lab.py"
 
 
 def test_the_page_shows_the_model_and_its_size_and_says_the_data_is_synthetic():

@@ -5,7 +5,7 @@ from core.gan import cyclegan
 from tests.app.test_pages import click, open_page, texts
 from tests.unit.conftest import wait_for
 
-PAGE = "pages/gan_lab.py"
+PAGE = "app_pages/gan_lab.py"
 
 
 def everything(app) -> str:

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 from tests.app.conftest import TIMEOUT
 
 HOME = str(Path(__file__).resolve().parents[2] / "Home.py")
-MNIST_PAGE = "pages/mnist_lab.py"
+MNIST_PAGE = "app_pages/mnist_lab.py"
 
 
 def open_page(page: str | None = None, **query) -> AppTest:
@@ -168,7 +168,7 @@ def test_settings_survive_a_visit_to_home():
     app = open_page(MNIST_PAGE)
     app.number_input(key="mnist_epochs").set_value(5).run()
     app.text_input(key="mnist_lr").set_value("0.03").run()
-    app.switch_page("pages/home.py").run()
+    app.switch_page("app_pages/home.py").run()
     app.query_params.clear()  # a browser's link loses the lab's settings on the way to Home
     app.run()
     app.switch_page(MNIST_PAGE).run()

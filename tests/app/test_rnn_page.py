@@ -4,7 +4,7 @@ import pytest
 from tests.app.test_pages import click, open_page, texts
 from tests.app.test_schedule_page import wait_for
 
-PAGE = "pages/rnn_lab.py"
+PAGE = "app_pages/rnn_lab.py"
 
 
 def markdown(app) -> str:

@@ -10,7 +10,7 @@ from core import schedule_lab as lab
 from core.schedules import schedule_curves
 from tests.app.test_pages import open_page, texts
 
-PAGE = "pages/schedule_lab.py"
+PAGE = "app_pages/schedule_lab.py"
 
 
 def plan_lr(app) -> np.ndarray:

@@ -7,7 +7,7 @@ from PIL import Image
 from tests.app.test_pages import click, open_page, texts
 from tests.unit.conftest import wait_for
 
-PAGE = "pages/style_lab.py"
+PAGE = "app_pages/style_lab.py"
 
 
 def everything(app) -> str:

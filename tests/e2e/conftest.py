@@ -120,9 +120,8 @@ def running_server(db_path: Path, log_path: Path, script: str = "Home.py", **env
 
 
 def visit_home(chromium, url: str) -> None:
-    """Open Home once in a throwaway browser context and wait until it has drawn. Its run of Home.py teaches the
-    server its pages (a cold server's first visit straight to a lab's address shows "Page not found") and starts
-    the job manager's worker, which warms up (times every lab's models) while the tests go on."""
+    """Open Home once in a throwaway browser context and wait until it has drawn. Its run of Home.py starts the
+    job manager's worker, which warms up (times every lab's models) while the tests go on."""
     from playwright.sync_api import expect
 
     context = chromium.new_context(viewport=VIEWPORT, locale="en-US")
@@ -157,6 +156,14 @@ PICTURE_OBSERVER = r"""
   scan();
 }
 """
+
+
+def expect_no_page_not_found(page) -> None:
+    """Streamlit's "Page not found" modal is not over the page (it came over a lab opened by its link on a fresh
+    server while the page files were in a folder named pages/, which Streamlit takes for its older multipage mode)."""
+    from playwright.sync_api import expect
+
+    expect(page.get_by_role("dialog").filter(has_text="Page not found")).to_have_count(0)
 
 
 def record_pictures(page, caption_pattern: str) -> None:

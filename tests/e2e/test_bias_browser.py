@@ -8,8 +8,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import REPO_ROOT
-from .test_mnist_browser import dismiss_page_not_found
+from .conftest import REPO_ROOT, expect_no_page_not_found
 
 pytestmark = pytest.mark.e2e
 
@@ -21,12 +20,12 @@ CROSSTAB_GROUPS = """() => {
 
 
 def open_lab(page: Page, server, query: str = "") -> None:
-    """Home first: a server's very first visit straight to a lab's address shows "Page not found"."""
+    """Home first, then the lab's address, as a student who was sent its link."""
     page.goto(server.url)
     expect(page.get_by_role("link", name=EN["lab.bias.title"]).first).to_be_visible(timeout=60_000)
     page.goto(f"{server.url}/bias{query}")
     expect(page.locator("h1").filter(has_text=EN["lab.bias.title"])).to_be_visible()
-    dismiss_page_not_found(page)
+    expect_no_page_not_found(page)
 
 
 def crosstab_cells(page: Page) -> list[str]:

@@ -22,8 +22,7 @@ WINDOW_BOX = """() => {
 
 
 def open_lab(page: Page, server, query: str) -> None:
-    """Straight to the lab's address: the server fixture has visited Home once (a cold server's very first
-    visit straight to a lab's address shows "Page not found")."""
+    """Straight to the lab's address, as a student who was sent its link."""
     page.goto(f"{server.url}/convolutions?{query}")
 
 

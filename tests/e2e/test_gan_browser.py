@@ -20,8 +20,7 @@ GRID_CAPTION = re.compile(r"The same 64 noise vectors at step (\d+)\.")  # gan.g
 
 
 def test_a_dcgan_run_redraws_its_sample_grid_and_cancel_keeps_it(page: Page, server, artifacts):
-    # Straight to the lab's address: the server fixture has visited Home once (a cold server's very first visit
-    # straight to a lab's address shows "Page not found").
+    # Straight to the lab's address, as a student who was sent its link.
     page.goto(f"{server.url}/gans?preset=quick&steps={STEPS}&width=8")
     expect(page.locator("h1").filter(has_text="GANs")).to_be_visible()
     expect(page.get_by_text(EN["gan.press_train"])).to_be_visible()

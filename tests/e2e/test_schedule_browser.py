@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from .conftest import REPO_ROOT, record_latency
+from .conftest import REPO_ROOT, expect_no_page_not_found, record_latency
 
 pytestmark = pytest.mark.e2e
 
@@ -81,16 +81,6 @@ NOTE_ENTER = r"""
 
 
 # ----- helpers -------------------------------------------------------------------------------
-def dismiss_page_not_found(page: Page) -> None:
-    """Close Streamlit's 'Page not found' modal, which a cold server shows over a direct link
-    to a page other than the default one (Streamlit #9992): the right page is beneath it."""
-    dialog = page.get_by_role("dialog").filter(has_text="Page not found")
-    if dialog.count():
-        print(f"\n  note: 'Page not found' modal over {page.url} (closed)")
-        dialog.get_by_role("button", name="Close").click()
-        expect(dialog).to_have_count(0)
-
-
 def traces(page: Page) -> dict:
     return page.evaluate(TRACES) or {}
 
@@ -102,8 +92,7 @@ def open_schedules(page: Page, url: str, title: str = EN["sched.title"], plan: s
     expect(page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot')).to_be_visible()
     page.wait_for_function(f"() => {{ const t = ({TRACES.strip()})(); "
                            f"return t && t['{plan}|y'] && t['{plan}|y'].y.length > 0; }}")
-    page.wait_for_timeout(500)  # the modal, when there is one, comes a moment after the page
-    dismiss_page_not_found(page)
+    expect_no_page_not_found(page)
     if wait_for_worker:
         wait_for_estimate(page)
 
@@ -114,7 +103,6 @@ def wait_for_estimate(page: Page) -> None:
     started = time.monotonic()
     estimate = re.escape(EN["mnist.estimate"].partition("{")[0])
     page.get_by_text(re.compile(estimate)).wait_for(state="visible", timeout=MEASURE_TIMEOUT_MS)
-    dismiss_page_not_found(page)
     if time.monotonic() - started > 1:
         print(f"\n  worker measured the machine after {time.monotonic() - started:.1f} s")
 
@@ -128,7 +116,7 @@ def select_cell(page: Page, column: int, row: int) -> None:
     # A data cell of the wanted row, left of the wanted column (the first data column).
     in_row = ("(row) => { const id = (document.activeElement || {}).id || '';"
               " return id.startsWith('glide-cell-') && id.endsWith(`-${row}`); }")
-    for attempt in range(5):  # the first click after the 'Page not found' modal closed is lost
+    for attempt in range(5):  # a click can select no cell (the first after a modal closed did): again
         page.mouse.click(box["x"] + 110, box["y"] + header + row_height * row + row_height / 2)
         try:
             page.wait_for_function(in_row, arg=row, polling=20, timeout=2000)

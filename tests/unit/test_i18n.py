@@ -42,9 +42,9 @@ from core.labs import LABS
 from core.models import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[2]
-RNN_TABS = ("data", "batches", "unroll", "train")  # pages/rnn_lab.py's TABS (a page cannot be imported here)
+RNN_TABS = ("data", "batches", "unroll", "train")  # app_pages/rnn_lab.py's TABS (a page cannot be imported here)
 RNN_COMPARISONS = ("written_out_vs_loop", "loop_vs_nn_rnn")  # core.rnn_explore.equivalence's rows
-CONV_TABS = ("window", "transposed", "sheet", "checker", "tracer")  # pages/conv_lab.py's TABS
+CONV_TABS = ("window", "transposed", "sheet", "checker", "tracer")  # app_pages/conv_lab.py's TABS
 
 
 def load_locale(language: str) -> dict[str, str]:
@@ -213,7 +213,7 @@ STATES = {"queued", "running", "finished", "failed", "cancelled", "interrupted"}
 
 
 def source_files() -> list[Path]:
-    files = [ROOT / "Home.py", *ROOT.glob("pages/*.py"), *ROOT.glob("ui/*.py"), *ROOT.glob("core/**/*.py")]
+    files = [ROOT / "Home.py", *ROOT.glob("app_pages/*.py"), *ROOT.glob("ui/*.py"), *ROOT.glob("core/**/*.py")]
     return sorted(path for path in files if path.is_file())
 
 
