@@ -298,7 +298,7 @@ with finder_settings:
     show_refusal("sched_finder_id")
 
 
-finder_polling = finding and finder_view.live
+finder_polling = finder_view is not None and finder_view.live  # training now (a queued one: queue_line polls)
 
 
 @st.fragment(run_every=LIVE_REFRESH_SECONDS if finder_polling else None)
